@@ -1,4 +1,5 @@
 """Every notebook in nbs/ run as a test (nbdev's runner), one pytest case each so CI logs a count.
+Cells flagged `#| slow` run as well (CI has the time); `#| gpu` cells run only where CUDA is (nbdev-test --flags gpu).
 
 Stage notebooks (front matter `skip_exec: true`) are parameterised papermill notebooks: they are run by
 tests/test_speedrun.py through papermill instead, and are skipped here with that reason."""
@@ -17,5 +18,5 @@ def _skip_exec(nb_path):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(NBS_DIR)))
 def test_notebook(nb):
     if _skip_exec(nb): pytest.skip("papermill stage notebook: executed by tests/test_speedrun.py")
-    ok, secs = run_notebook(nb, skip_flags=["notest", "slow", "gpu"])
+    ok, secs = run_notebook(nb, skip_flags=["notest", "gpu"])   # slow cells run too: CI has the time
     assert ok, f"{nb.name} failed (see the traceback above)"
