@@ -55,6 +55,18 @@ def test_run_record_and_outputs(smoke):
     for rel in [p for outs in STAGE_OUTPUTS.values() for p in outs]: assert (d / rel).exists(), rel
     for m in ("base", "sft", "dpo", "verifier"): assert (d / "results" / f"{m}_eval.json").exists(), m
 
+def test_sink_twin_is_trained_and_compared(smoke):
+    d = smoke.dir                                                  # smoke sets train.pretrain.sink_twin
+    base, twin = (read_json(d / "checkpoints" / n / "config.json")["model"] for n in ("base", "base_twin"))
+    assert (base["sink"], twin["sink"]) == (True, False) and {**base, "sink": False} == twin
+    rows = read_json(d / "results" / "sink_ablation.json")["rows"]
+    assert [(r["model"], r["learned_sink"]) for r in rows] == [("base", True), ("base_twin", False)]
+    for r in rows:
+        assert 1 < r["ppl"] < 2048 and 0 < r["first_token_mass"] < 1 and r["pretrain_val_loss"] > 0, r
+    assert 0 < rows[0]["learned_sink_mass"] < 1 and rows[1]["learned_sink_mass"] is None
+    assert {"base", "sft", "dpo", "base_twin"} == set(read_json(d / "results" / "attention.json")["models"])
+    assert "With and without the learned sink" in (d / "report" / "report.md").read_text()
+
 def test_report_has_every_section_and_figure(smoke):
     rep = smoke.dir / "report"
     md = (rep / "report.md").read_text()
