@@ -10,7 +10,8 @@ Memory: `torch.cuda.max_memory_allocated` on a GPU; on a CPU the process's peak 
 import argparse, dataclasses, json, resource, sys, tempfile, time
 from pathlib import Path
 import torch
-from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig, load_preset, resolve_runtime
+from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig, load_preset
+from modern_llm.runtime import resolve_runtime
 from modern_llm.model import ModernDecoderLM, estimate_memory_gb, flops_per_token, num_params
 from modern_llm.trainer import ToyBatches, Trainer, device_name, mfu
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from .checkpoint import export_model, load_model
 from .lora import apply_lora, merge_lora
-from .config import Preset, load_preset, resolve_runtime
+from .config import Preset, load_preset
+from .runtime import resolve_runtime
 from .data import fingerprint, load_records
 from .dpo_data import PreferencePair, build_dpo_pairs
 from .model import flops_per_token

@@ -8,7 +8,8 @@ import csv, gc, json, math, os, platform, re, resource, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .config import Preset, load_preset, resolve_runtime
+from .config import Preset, load_preset
+from .runtime import resolve_runtime
 from .runs import RunPaths, read_json, write_json
 from .data import DataError, fingerprint, load_records, load_text_documents, mirror_files
 from .checkpoint import load_model

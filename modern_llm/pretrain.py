@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses, logging, math, time, warnings
 import torch
 import torch.distributed as dist
-from .config import Preset, load_preset, save_preset, resolve_runtime
+from .config import Preset, load_preset, save_preset
+from .runtime import resolve_runtime
 from .data import load_text_documents, mirror_files, resolve_source, fingerprint
 from .tokenizer import Tokenizer, train_tokenizer
 from .shards import TokenShards, corpus_split, build_shards, plan_epochs, BatchLoader, eval_windows

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from .config import DataConfig, Preset, load_preset, resolve_runtime
+from .config import DataConfig, Preset, load_preset
+from .runtime import resolve_runtime
 from .data import DataError, load_records
 from .runs import RunPaths, read_jsonl, write_json
 from .tokenizer import Tokenizer, render_chat

@@ -11,7 +11,8 @@ import torch.nn as nn
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
-from .config import TrainConfig, HardwareConfig, Runtime
+from .config import TrainConfig, HardwareConfig
+from .runtime import Runtime
 from .checkpoint import (save_checkpoint, load_weights, load_optimizer, load_trainer_state, latest_checkpoint,
                                    prune_checkpoints, step_dirs, capture_rng, restore_rng, unwrap)
 from .runs import append_jsonl, read_jsonl

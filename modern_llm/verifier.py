@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .checkpoint import CheckpointError, load_model, read_config, register_arch, save_checkpoint, unwrap
-from .config import ModelConfig, Preset, load_preset, resolve_runtime
+from .config import ModelConfig, Preset, load_preset
+from .runtime import resolve_runtime
 from .data import load_records
 from .evaluate import gsm8k_eval, majority_vote
 from .generate import Engine

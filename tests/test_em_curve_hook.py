@@ -3,7 +3,8 @@ nothing to training but its own evaluation work: the training losses with and wi
 the trainer's throughput clock (`train_s`) excludes it."""
 import time
 import torch
-from modern_llm.config import EvalConfig, HardwareConfig, ModelConfig, TrainConfig, resolve_runtime
+from modern_llm.config import EvalConfig, HardwareConfig, ModelConfig, TrainConfig
+from modern_llm.runtime import resolve_runtime
 from modern_llm.model import ModernDecoderLM
 from modern_llm.runs import read_jsonl
 from modern_llm.sft import gsm8k_em_hook

@@ -2,7 +2,8 @@
 
 Skipped without CUDA (CI has none); run them on a GPU machine with `pytest tests/test_gpu.py`."""
 import pytest, torch
-from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig, resolve_runtime
+from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig
+from modern_llm.runtime import resolve_runtime
 from modern_llm.model import KVCache, ModernDecoderLM
 from modern_llm.trainer import ToyBatches, Trainer
 

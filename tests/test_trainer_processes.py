@@ -15,7 +15,8 @@ def worker(out_dir, max_steps=6, micro_batch=8, batch_tokens=256, save_every=0, 
     "A toy training run (tiny model, `ToyBatches`); rank/world from the torchrun environment. Prints the result as JSON."
     import torch
     import modern_llm.checkpoint as ck
-    from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig, resolve_runtime
+    from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig
+    from modern_llm.runtime import resolve_runtime
     from modern_llm.model import ModernDecoderLM
     from modern_llm.trainer import ToyBatches, Trainer
     torch.set_num_threads(1)
