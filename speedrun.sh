@@ -8,7 +8,8 @@
 #   RUN_ID=<id> bash speedrun.sh smoke -p resume True    # continue a run (without RUN_ID: the run runs/latest points at)
 #   MODERN_LLM_RUNS=/scratch/runs bash speedrun.sh ...     # runs somewhere other than ./runs
 #
-# A thin wrapper: check the environment, then papermill nbs/speedrun.ipynb -> runs/<run_id>/speedrun.ipynb.
+# A thin wrapper: set up the environment when missing or stale (scripts/setup_env.sh: .venv with the torch build for
+# this machine; MODERN_LLM_PYTHON=... to use your own), then papermill nbs/speedrun.ipynb -> runs/<run_id>/speedrun.ipynb.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -24,14 +25,16 @@ case "$name" in
   *) preset=$name ;;
 esac
 
-# --- environment check ---------------------------------------------------------------------------
-if [ -x .venv/bin/python ]; then py=.venv/bin/python; else py=$(command -v python3 || true); fi
-if [ -z "$py" ] || ! "$py" -c "import torch, papermill, modern_llm" 2>/dev/null; then
-  echo "error: no Python with torch, papermill and modern_llm. Set up once:" >&2
-  echo "  python3 -m venv .venv && .venv/bin/pip install torch && .venv/bin/pip install -e '.[dev]'" >&2
-  exit 2
+# --- environment: set up or repair .venv when missing or stale (a no-op when good; scripts/setup_env.sh) ----------
+# MODERN_LLM_PYTHON=/path/to/python uses an environment you manage yourself (conda, cluster modules) as it is.
+if [ -n "${MODERN_LLM_PYTHON:-}" ]; then
+  py=$MODERN_LLM_PYTHON
+  "$py" -c "import torch, papermill, modern_llm" 2>/dev/null || {
+    echo "error: MODERN_LLM_PYTHON=$py cannot import torch, papermill and modern_llm; pip install -e . there first" >&2; exit 2; }
+else
+  bash scripts/setup_env.sh || exit $?
+  py=${MODERN_LLM_VENV:-$PWD/.venv}/bin/python
 fi
-papermill=$(dirname "$py")/papermill; [ -x "$papermill" ] || papermill=$(command -v papermill)
 # the preset must load (a typo fails here, naming the key) and tells what hardware it expects
 read -r device num_gpus < <("$py" -c "
 import sys
@@ -47,12 +50,19 @@ if [ "$device" != cpu ] && ! "$py" -c "import torch; assert torch.cuda.is_availa
   fi
 fi
 [ "$num_gpus" -gt 1 ] && echo "note: preset $preset asks for $num_gpus GPUs; the notebook speedrun trains in one process (use scripts/tacc/submit_speedrun.sh for torchrun)"
-if [ -n "${MODERN_LLM_DATA:-}" ]; then
-  echo "data: mirror $MODERN_LLM_DATA"
-elif [ -d ../shared/data ]; then
-  export MODERN_LLM_DATA; MODERN_LLM_DATA=$(cd ../shared/data && pwd); echo "data: mirror $MODERN_LLM_DATA (found beside the checkout)"
+# the data mirror: the package's one rule (modern_llm.data.default_mirror: $MODERN_LLM_DATA, else ../shared/data
+# beside the checkout, else the hub), the same the CLI and every stage use
+mirror=$("$py" -c "
+import sys
+from modern_llm.data import default_mirror
+from modern_llm.errors import ModernLLMError
+try: m = default_mirror()
+except ModernLLMError as e: sys.exit(f'error: {e}')
+print(m or '')") || exit 2
+if [ -n "$mirror" ]; then
+  export MODERN_LLM_DATA="$mirror"; echo "data: mirror $mirror"
 else
-  echo "data: no mirror (MODERN_LLM_DATA unset): datasets come from the Hugging Face hub, which needs network access;"
+  echo "data: no mirror (MODERN_LLM_DATA unset or 'hub'): datasets come from the Hugging Face hub, which needs network access;"
   echo "      'modern-llm data pull --preset $preset --mirror DIR' makes a mirror where the hub is reachable"
 fi
 
@@ -60,19 +70,20 @@ fi
 runs=${MODERN_LLM_RUNS:-$PWD/runs}
 resume=0; prev=""
 for a in "$@"; do [ "$prev" = resume ] && [ "$a" = True ] && resume=1; [ "$a" = resume ] && prev=resume || prev=""; done
-if [ -n "${RUN_ID:-}" ]; then run_id=$RUN_ID
-elif [ $resume = 1 ] && [ -L "$runs/latest" ]; then run_id=$(basename "$(readlink "$runs/latest")")
-else run_id="$(date +%Y%m%d-%H%M%S)-$(basename "${preset%.yaml}")"; fi
+# the package checks a given id (a plain name), follows latest only when it is a run's symlink, and claims a new id
+# atomically (two speedruns started in the same second get two directories)
+run_id=$("$py" -c "
+import sys
+from modern_llm.errors import ModernLLMError
+from modern_llm.orchestrate import claim_run_id, latest_run_id
+from modern_llm.runs import check_run_id
+runs, preset, given, resume = sys.argv[1:]
+try: print(check_run_id(given) if given else latest_run_id(runs) if resume == '1' else claim_run_id(runs, preset))
+except ModernLLMError as e: sys.exit(f'error: {e}')" "$runs" "$preset" "${RUN_ID:-}" "$resume") || exit 2
 run="$runs/$run_id"
 mkdir -p "$run"
 echo "speedrun: preset $preset -> $run (stage logs: $run/notebooks/<stage>.log)"
 
-if "$papermill" nbs/speedrun.ipynb "$run/speedrun.ipynb" -p preset "$preset" -p run_id "$run_id" -p runs_dir "$runs" \
-     --no-progress-bar --stdout-file - "$@"; then
-  if [ -f "$run/report/report.md" ]; then echo "report: $run/report/report.md (also report.html, report.pdf)"
-  else echo "done: $run (no report: the report stage was not among the stages run)"; fi
-else
-  rc=$?
-  echo "speedrun failed (exit $rc): the error is above and in $run/speedrun.ipynb; per-stage status in $run/stages.json" >&2
-  exit $rc
-fi
+# the driver (12b_progress) runs papermill with quiet kernels; the notebook prints live progress and where the report
+# is (only when this run rendered one); Ctrl-C ends in one line naming the interrupted stage and the resume command
+exec "$py" -m modern_llm.progress "$run" -p preset "$preset" -p run_id "$run_id" -p runs_dir "$runs" "$@"

@@ -39,6 +39,7 @@ def setup(a):
     m = p.model if p else ModelConfig(d_model=768, n_layers=12, n_heads=12, n_kv_heads=12, vocab_size=50304, max_seq_len=1024)
     seq = a.seq_len or (p.data.seq_len if p else 1024)
     micro = a.micro_batch or (p.train.pretrain.micro_batch_size if p else 16)
+    if micro == "auto": sys.exit(f"train_throughput: preset {a.preset} has micro_batch_size: auto; pass --micro-batch N")
     m = dataclasses.replace(m, **{k: v for k, v in dict(d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
                                                          n_kv_heads=a.n_kv_heads, vocab_size=a.vocab).items() if v},
                             max_seq_len=max(seq, m.max_seq_len), **({"sink": False} if a.no_sink else {}))
@@ -73,7 +74,7 @@ def main(argv=None):
     tps = a.steps * tr.tokens_per_step / dt
     mem = torch.cuda.max_memory_allocated() / 1024**3 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     res = {"device": device_name(tr.device), "dtype": rt.dtype, "compile": bool(hw.compile), "optimizer": tcfg.optimizer,
-           "gradient_checkpointing": hw.gradient_checkpointing, "threads": torch.get_num_threads() if not cuda else None,
+           "gradient_checkpointing": hw.gradient_checkpointing, "sink": mcfg.sink, "threads": torch.get_num_threads() if not cuda else None,
            "model": dataclasses.asdict(mcfg), "params": num_params(mcfg), "seq_len": seq, "micro_batch": micro,
            "tokens_per_step": tr.tokens_per_step, "flops_per_token": fpt, "steps": a.steps, "warmup_steps": a.warmup,
            "warmup_s": round(warm_s, 2), "ms_per_step": round(1000 * dt / a.steps, 2), "tokens_per_s": round(tps, 1),

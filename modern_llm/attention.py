@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 import torch
-from .runs import write_json
+from .runs import save_figure, write_json
 
 # %% auto #0
 __all__ = ['PROMPTS', 'prompt_ids', 'attention_maps', 'sink_mass', 'first_token_mass', 'attention_entropy', 'layer_stats',
@@ -79,7 +79,7 @@ def plot_heatmaps(attns, labels, title, path, has_sink):
         ax = axes[-1][0]; ax.set_xticks(range(len(keys))); ax.set_xticklabels(keys, rotation=90, fontsize=5)
     fig.suptitle(title, fontsize=9); fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80); plt.close(fig)
+    save_figure(fig, path, dpi=80); plt.close(fig)
     return Path(path)
 
 def plot_layer_summary(per_model: dict, path):
@@ -94,7 +94,7 @@ def plot_layer_summary(per_model: dict, path):
     b.set_xticks(xs)
     b.set(xlabel="layer", ylabel="entropy (nats)", title="attention entropy")
     a.legend(fontsize=8); fig.tight_layout()
-    fig.savefig(path, dpi=100); plt.close(fig)
+    save_figure(fig, path, dpi=100); plt.close(fig)
     return Path(path)
 
 # %% ../nbs/10c_attention.ipynb #1d0531ba
@@ -153,7 +153,7 @@ def plot_sink_ablation(layers: dict, curves: dict, sinks: dict, train_ctx: int, 
     b.set(xlabel="token position", ylabel="NLL (nats), moving mean", title="streaming past the training context")
     a.legend(fontsize=7); b.legend(fontsize=7); fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100); plt.close(fig)
+    save_figure(fig, path, dpi=100); plt.close(fig)
     return Path(path)
 
 def sink_ablation(models: dict, out_dir) -> dict:

@@ -4,13 +4,15 @@
 
 # %% ../nbs/07a_chat.ipynb #bed2cb9c
 from __future__ import annotations
+from pathlib import Path
 import torch
 from .checkpoint import load_model
+from .errors import CheckpointError
 from .generate import Engine
 from .tokenizer import Tokenizer, render_chat
 
 # %% auto #0
-__all__ = ['DEFAULT_SAMPLING', 'chat_prompt', 'chat_session']
+__all__ = ['DEFAULT_SAMPLING', 'CHAT_ORDER', 'chat_prompt', 'chat_session', 'resolve_checkpoint']
 
 # %% ../nbs/07a_chat.ipynb #50078043
 def chat_prompt(tok: Tokenizer, history: list[dict], max_prompt: int) -> tuple[list[int] | None, int]:
@@ -59,3 +61,17 @@ def chat_session(ckpt_dir, prompt: str | None = None, input_fn=input, print_fn=p
             turn += 1
         if prompt is not None: break
     return history
+
+# %% ../nbs/07a_chat.ipynb #f1ae6247
+CHAT_ORDER = ("dpo", "sft", "base")   # the most tuned first
+
+def resolve_checkpoint(path) -> tuple[Path, str]:
+    """`(checkpoint directory, label)` for a checkpoint directory (holding `model.safetensors`) or a run directory
+    (its `checkpoints/dpo`, else `sft`, else `base`). Raises `CheckpointError` naming what was looked for."""
+    p = Path(path).expanduser()
+    if (p / "model.safetensors").exists(): return p, f"checkpoint {p}"
+    for name in CHAT_ORDER:
+        c = p / "checkpoints" / name
+        if (c / "model.safetensors").exists(): return c, f"the {name} checkpoint of run {p.name} ({c})"
+    raise CheckpointError(f"{p}: neither a checkpoint (no model.safetensors) nor a run directory with "
+                          f"checkpoints/{{{','.join(CHAT_ORDER)}}}/model.safetensors")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_checkpoint.ipynb #b103fc87
 from __future__ import annotations
-import base64, json, os, random, re, shutil, time
+import base64, ctypes, importlib, json, os, random, re, shutil, time, warnings
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
@@ -15,15 +15,16 @@ from safetensors.torch import save_file, load_file
 from .config import ModelConfig, build
 from .model import ModernDecoderLM
 from .tokenizer import Tokenizer
+from .runs import atomic_path, write_json, write_text
 
 # %% auto #0
-__all__ = ['ARCHS', 'STEP_RE', 'CheckpointError', 'unwrap', 'save_weights', 'load_weights', 'save_optimizer', 'load_optimizer',
-           'capture_rng', 'restore_rng', 'atomic_dir', 'register_arch', 'save_checkpoint', 'read_config',
-           'load_trainer_state', 'load_model', 'step_dirs', 'latest_checkpoint', 'prune_checkpoints', 'export_model']
+__all__ = ['ARCHS', 'ARCH_MODULES', 'STEP_RE', 'unwrap', 'save_weights', 'load_weights', 'save_optimizer', 'load_optimizer',
+           'capture_rng', 'restore_rng', 'clean_leftovers', 'atomic_dir', 'register_arch', 'save_checkpoint',
+           'read_config', 'load_trainer_state', 'check_model_config', 'load_model', 'step_dirs', 'latest_checkpoint',
+           'checkpoint_problem', 'prune_checkpoints', 'export_model']
 
 # %% ../nbs/04_checkpoint.ipynb #2799b38c
-class CheckpointError(RuntimeError):
-    "A checkpoint is missing, incomplete, or does not fit the model; the message names the path and the keys."
+from .errors import CheckpointError   # one hierarchy of user errors (00b_errors); importable from here too
 
 def unwrap(model: nn.Module) -> nn.Module:
     "The plain module under DDP / `torch.compile` wrappers."
@@ -46,16 +47,32 @@ def save_weights(model: nn.Module, path) -> Path:
     "Write `model.safetensors` (`path` is the file or its directory)."
     path = Path(path); path = path / "model.safetensors" if path.suffix != ".safetensors" else path
     tensors, aliases = _dedup_state(model)
-    save_file({k: v.cpu() for k, v in tensors.items()}, str(path), metadata={"format": "pt", "aliases": json.dumps(aliases)})
+    with atomic_path(path) as tmp:
+        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata={"format": "pt", "aliases": json.dumps(aliases)})
     return path
+
+def _read_safetensors(f) -> tuple[dict, dict]:
+    "`(tensors on CPU, metadata)` of a safetensors file; a truncated or foreign file (a pickle, say) raises `CheckpointError`."
+    try:
+        with safe_open(str(f), "pt") as h: meta = h.metadata() or {}
+        return load_file(str(f), device="cpu"), meta
+    except Exception as e:   # safetensors raises its own SafetensorError (header too large, file not fully covered...)
+        raise CheckpointError(f"{f}: not a readable safetensors file ({e}); the save was cut off or this is another format") from None
+
+def _read_json_file(f, what="file") -> dict:
+    "A JSON object from `f`, or `CheckpointError` naming the file."
+    try: d = json.loads(Path(f).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise CheckpointError(f"{f}: unreadable {what} ({e})") from None
+    if not isinstance(d, dict): raise CheckpointError(f"{f}: unreadable {what} (expected a JSON object, got {type(d).__name__})")
+    return d
 
 def load_weights(model: nn.Module, path, strict: bool = True) -> nn.Module:
     """Load `model.safetensors` into `model`. Any missing, unexpected or wrongly shaped key raises `CheckpointError`
     naming them all; with `strict=False` only shape mismatches fail (e.g. a new head on top of a base model)."""
     path = Path(path); f = path / "model.safetensors" if path.is_dir() else path
     if not f.is_file(): raise CheckpointError(f"no weights at {f}")
-    sd = load_file(str(f), device="cpu")
-    with safe_open(str(f), "pt") as h: aliases = json.loads((h.metadata() or {}).get("aliases", "{}"))
+    sd, meta = _read_safetensors(f)
+    aliases = json.loads(meta.get("aliases", "{}"))
     for k, src in aliases.items(): sd[k] = sd[src]
     m = unwrap(model)
     want = m.state_dict()
@@ -92,14 +109,14 @@ def save_optimizer(optimizer, directory):
                 else: scalars.setdefault(str(pid), {})[name] = v
         groups = [{k: _jsonable(v) for k, v in g.items()} for g in sd["param_groups"]]
         meta["optimizers"].append({"type": type(opt).__name__, "param_groups": groups, "scalars": scalars})
-    save_file(tensors, str(Path(directory) / "optimizer.safetensors"))
-    (Path(directory) / "optimizer.json").write_text(json.dumps(meta, indent=1))
+    with atomic_path(Path(directory) / "optimizer.safetensors") as tmp: save_file(tensors, str(tmp))
+    write_json(Path(directory) / "optimizer.json", meta, indent=1)
 
 def load_optimizer(optimizer, directory):
     "Restore what `save_optimizer` wrote into the same kind (and number) of optimizers."
     d = Path(directory)
     if not (d / "optimizer.json").is_file(): raise CheckpointError(f"{d}: no optimizer state (optimizer.json)")
-    meta, tensors = json.loads((d / "optimizer.json").read_text()), load_file(str(d / "optimizer.safetensors"))
+    meta, tensors = _read_json_file(d / "optimizer.json", "optimizer state"), _read_safetensors(d / "optimizer.safetensors")[0]
     opts = _opts(optimizer)
     saved = [o["type"] for o in meta["optimizers"]]
     if saved != [type(o).__name__ for o in opts]:
@@ -144,11 +161,51 @@ def _fsync(path: Path):
     try: os.fsync(fd)
     finally: os.close(fd)
 
+_RENAME_EXCHANGE = 2   # linux/fs.h
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Atomically swap two existing paths (Linux `renameat2(RENAME_EXCHANGE)`); False where the OS or filesystem cannot."
+    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError): return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0: return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95): return False          # EINVAL, ENOSYS, EOPNOTSUPP: not supported here
+    raise OSError(err, os.strerror(err), str(b))
+
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-\d+")
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid(): return True
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def clean_leftovers(parent) -> list[str]:
+    """Tidy what a killed `atomic_dir` left in `parent`: a `.NAME.old-*` whose `NAME` is missing is renamed back (the
+    last complete version); other `.NAME.tmp-*` / `.NAME.old-*` of dead processes are removed. Returns what it did."""
+    parent, done = Path(parent), []
+    if not parent.is_dir(): return done
+    left = sorted((p for p in parent.iterdir() if _LEFTOVER.fullmatch(p.name)), key=lambda p: p.name, reverse=True)
+    for p in left:
+        m = _LEFTOVER.fullmatch(p.name)
+        if _alive(int(m["pid"])) or not p.exists(): continue
+        dst = parent / m["name"]
+        if m["kind"] == "old" and not dst.exists():
+            os.rename(p, dst); done.append(f"restored {dst} from {p.name}")
+        else:
+            shutil.rmtree(p, ignore_errors=True); done.append(f"removed {p}")
+    return done
+
 class atomic_dir:
-    "Context manager: build a directory under a temp name, then rename it to `dst`."
+    """Context manager: build a directory under a temp name, then publish it as `dst` with no moment at which `dst`
+    is missing: an atomic swap where the OS has one (Linux), else two renames, whose one gap `clean_leftovers` closes
+    on the next publish (or run) by restoring the previous version. Leftovers of killed writers are cleaned on entry."""
     def __init__(self, dst): self.dst = Path(dst)
     def __enter__(self) -> Path:
         self.dst.parent.mkdir(parents=True, exist_ok=True)
+        for line in clean_leftovers(self.dst.parent): warnings.warn(f"a killed save left leftovers: {line}")
         self.tmp = self.dst.parent / f".{self.dst.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
         self.tmp.mkdir()
         return self.tmp
@@ -156,17 +213,20 @@ class atomic_dir:
         if typ is not None: shutil.rmtree(self.tmp, ignore_errors=True); return False
         for f in self.tmp.iterdir(): _fsync(f)
         _fsync(self.tmp)
-        old = None
-        if self.dst.exists():
-            old = self.dst.parent / f".{self.dst.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-            os.rename(self.dst, old)
-        os.rename(self.tmp, self.dst)
+        if self.dst.exists() and _exchange(self.tmp, self.dst): old = self.tmp     # tmp now holds the previous version
+        else:
+            old = None
+            if self.dst.exists():
+                old = self.dst.parent / f".{self.dst.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+                os.rename(self.dst, old)
+            os.rename(self.tmp, self.dst)
         _fsync(self.dst.parent)
         if old is not None: shutil.rmtree(old, ignore_errors=True)
         return False
 
 # %% ../nbs/04_checkpoint.ipynb #940584e7
 ARCHS: dict[str, type] = {"ModernDecoderLM": ModernDecoderLM}
+ARCH_MODULES = {"Verifier": "modern_llm.verifier"}   # archs registered by modules that import this one
 
 def register_arch(cls):
     "Make `load_model` able to rebuild `cls` (called as `cls(ModelConfig, **extra['arch_kwargs'])`)."
@@ -180,25 +240,42 @@ def save_checkpoint(directory, model, tokenizer=None, optimizer=None, trainer_st
     if not hasattr(m, "cfg"): raise CheckpointError(f"{type(m).__name__} has no .cfg (a ModelConfig); cannot write config.json")
     with atomic_dir(directory) as tmp:
         save_weights(m, tmp)
-        (tmp / "config.json").write_text(json.dumps({"arch": type(m).__name__, "model": asdict(m.cfg), "extra": extra or {}}, indent=1))
+        write_json(tmp / "config.json", {"arch": type(m).__name__, "model": asdict(m.cfg), "extra": extra or {}}, indent=1)
         if tokenizer is not None: tokenizer.save(tmp / "tokenizer.json")
         if optimizer is not None: save_optimizer(optimizer, tmp)
-        if trainer_state is not None: (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1, default=float))
+        if trainer_state is not None: write_text(tmp / "trainer_state.json", json.dumps(trainer_state, indent=1, default=float))
     return Path(directory)
 
 def read_config(directory) -> dict:
+    "`config.json` of a checkpoint directory; `CheckpointError` naming the file when it is missing or unreadable."
     f = Path(directory) / "config.json"
+    if not Path(directory).is_dir(): raise CheckpointError(f"{directory}: not a checkpoint directory")
     if not f.is_file(): raise CheckpointError(f"{directory}: not a checkpoint (no config.json)")
-    return json.loads(f.read_text())
+    cfg = _read_json_file(f, "checkpoint config")
+    if not isinstance(cfg.get("model"), dict): raise CheckpointError(f"{f}: no 'model' section (not a modern_llm checkpoint config)")
+    return cfg
 
 def load_trainer_state(directory) -> dict:
     f = Path(directory) / "trainer_state.json"
     if not f.is_file(): raise CheckpointError(f"{directory}: no trainer_state.json (a final export, not a resumable step?)")
-    return json.loads(f.read_text())
+    return _read_json_file(f, "trainer state")
 
-def load_model(directory, device="cpu"):
-    "`(model, tokenizer or None, config dict)` rebuilt from a checkpoint directory, in eval mode on `device`."
+def check_model_config(directory, expected: ModelConfig, what=None) -> dict:
+    """The checkpoint's config; `CheckpointError` naming every `model.*` key where its `config.json` differs from
+    `expected` (the run's preset): a run must not record one architecture and train another."""
     cfg = read_config(directory)
+    saved, want = cfg["model"], asdict(expected)
+    diff = [f"model.{k} ({saved.get(k)!r} vs {want.get(k)!r})" for k in sorted(set(saved) | set(want)) if saved.get(k) != want.get(k)]
+    if diff: raise CheckpointError(f"{what or directory}: its config.json does not match the preset's model section "
+                                   f"(checkpoint vs preset): {'; '.join(diff)}")
+    return cfg
+
+def load_model(directory, device="cpu", expect: ModelConfig | None = None):
+    """`(model, tokenizer or None, config dict)` rebuilt from a checkpoint directory, in eval mode on `device`.
+    `expect`: the run's `ModelConfig`; a checkpoint of another shape raises `CheckpointError` naming the keys."""
+    cfg = read_config(directory) if expect is None else check_model_config(directory, expect)
+    if cfg.get("arch") not in ARCHS:   # registered on import: import the modules that define other archs, then look again
+        for mod in ARCH_MODULES.values(): importlib.import_module(mod)
     if cfg.get("arch") not in ARCHS:
         raise CheckpointError(f"{directory}/config.json: arch {cfg.get('arch')!r} is not registered (known: {', '.join(ARCHS)})")
     mcfg = build(ModelConfig, cfg["model"], f"{directory}/config.json model")
@@ -222,15 +299,26 @@ def step_dirs(train_dir) -> list[tuple[int, Path]]:
     return sorted(out)
 
 def latest_checkpoint(train_dir) -> Path | None:
-    "The newest complete step checkpoint in `train_dir`, or None."
-    s = step_dirs(train_dir)
-    return s[-1][1] if s else None
+    "The newest complete, readable step checkpoint in `train_dir` (newer unreadable ones are skipped with a warning), or None."
+    for _, p in reversed(step_dirs(train_dir)):
+        why = checkpoint_problem(p)
+        if why is None: return p
+        warnings.warn(f"skipping step checkpoint {p}: {why}; falling back to an older step")
+    return None
+
+def checkpoint_problem(directory) -> str | None:
+    "Why step checkpoint `directory` cannot be resumed from (an unreadable file, named), or None if it can."
+    try:
+        read_config(directory); load_trainer_state(directory)
+        with safe_open(str(Path(directory) / "model.safetensors"), "pt") as h: h.keys()
+    except CheckpointError as e: return str(e)
+    except Exception as e: return f"{Path(directory) / 'model.safetensors'}: not a readable safetensors file ({e})"
+    return None
 
 def prune_checkpoints(train_dir, keep: int):
     "Keep the newest `keep` step checkpoints; remove older ones and temp directories of other (dead) writers."
     for _, p in step_dirs(train_dir)[:-keep] if keep > 0 else []: shutil.rmtree(p, ignore_errors=True)
-    for p in Path(train_dir).glob(".*.tmp-*"):
-        if f".tmp-{os.getpid()}-" not in p.name: shutil.rmtree(p, ignore_errors=True)
+    clean_leftovers(train_dir)
 
 def export_model(src, dst, tokenizer=None, extra: dict | None = None) -> Path:
     "Write the final checkpoint `dst` (weights, config, tokenizer) from a step directory or a model."
@@ -239,7 +327,7 @@ def export_model(src, dst, tokenizer=None, extra: dict | None = None) -> Path:
     if extra: cfg["extra"] = {**cfg.get("extra", {}), **extra}
     with atomic_dir(dst) as tmp:
         shutil.copy2(src / "model.safetensors", tmp / "model.safetensors")
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
+        write_json(tmp / "config.json", cfg, indent=1)
         if tokenizer is not None: tokenizer.save(tmp / "tokenizer.json")
         elif (src / "tokenizer.json").is_file(): shutil.copy2(src / "tokenizer.json", tmp / "tokenizer.json")
     return Path(dst)

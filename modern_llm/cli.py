@@ -8,9 +8,9 @@ import argparse, importlib, json, os, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TRAIN', 'preset_estimates', 'cmd_presets', 'cmd_preset_show', 'cmd_data_pull', 'cmd_train', 'cmd_evaluate',
-           'cmd_report', 'cmd_chat', 'cmd_export_hf', 'cmd_speedrun', 'build_parser', 'is_user_error', 'parse_args',
-           'main']
+__all__ = ['TRAIN', 'preset_estimates', 'cmd_presets', 'cmd_preset_show', 'cmd_data_pull', 'cmd_data_inventory', 'cmd_train',
+           'cmd_evaluate', 'cmd_report', 'cmd_chat', 'cmd_export_hf', 'cmd_lm_eval', 'cmd_speedrun', 'build_parser',
+           'parse_args', 'main']
 
 # %% ../nbs/12_cli.ipynb #b48a205c
 def preset_estimates(p) -> dict:
@@ -18,7 +18,7 @@ def preset_estimates(p) -> dict:
     from modern_llm.model import estimate_memory_gb, flops_per_token, num_params
     m, T, ckpt = p.model, p.data.seq_len, p.hardware.gradient_checkpointing
     train = {s: estimate_memory_gb(m, getattr(p.train, s).micro_batch_size * (2 if s == "dpo" else 1), T, ckpt)["train_gb"]
-             for s in ("pretrain", "sft", "dpo", "verifier")}
+             for s in ("pretrain", "sft", "dpo", "verifier") if getattr(p.train, s).micro_batch_size != "auto"}   # auto: probed (05b)
     return {"parameters": num_params(m), "non_embedding_parameters": num_params(m, embedding=False),
             "flops_per_token": flops_per_token(m, T), "seq_len": T, "train_memory_gb": max(train.values()),
             "train_memory_gb_by_stage": train, "inference_memory_gb": estimate_memory_gb(m, p.eval.batch_size, T)["inference_gb"],
@@ -37,12 +37,15 @@ def cmd_preset_show(args):
     from modern_llm.config import load_preset, preset_to_dict
     p = load_preset(args.name, args.overrides)
     est = preset_estimates(p)
-    if args.json: print(json.dumps({"preset": preset_to_dict(p), "estimates": est}, indent=2)); return
-    print(yaml.safe_dump(preset_to_dict(p), sort_keys=False), end="")
+    from modern_llm.preset_summary import summarize, summary_text   # what the preset will actually do (00c)
+    summ = summarize(p)
+    if args.json: print(json.dumps({"preset": preset_to_dict(p), "estimates": est, "summary": summ}, indent=2, default=str)); return
+    print(summary_text(summ))
     print(f"# {est['parameters'] / 1e6:.1f}M parameters ({est['non_embedding_parameters'] / 1e6:.1f}M non-embedding), "
           f"{est['flops_per_token']:.3g} training FLOPs/token at T={est['seq_len']}")
     print(f"# memory: training {est['train_memory_gb']:.2f} GB (largest stage), inference {est['inference_memory_gb']:.2f} GB; "
           f"hardware.gpu_memory_gb = {est['gpu_memory_gb']:g}")
+    print(yaml.safe_dump(preset_to_dict(p), sort_keys=False), end="")
 
 # %% ../nbs/12_cli.ipynb #664005d3
 def cmd_data_pull(args):
@@ -53,15 +56,34 @@ def cmd_data_pull(args):
     for w in res["written"]: print(f"wrote {w['path']} ({w['rows']:,} rows of {w['dataset']}/{w['split']})")
     for n, why in res["skipped"].items(): print(f"skipped {n}: {why}")
 
+def cmd_data_inventory(args):
+    "`data list` / `data verify`: what a mirror holds and what a preset still needs (01d_mirror_inventory); verify exits 1 on a gap."
+    from modern_llm.config import load_preset
+    from modern_llm.mirror_inventory import inventory, inventory_lines
+    inv = inventory(args.mirror, load_preset(args.preset, args.overrides) if args.preset else None)
+    print("\n".join(inventory_lines(inv, args.preset or "", verify=args.action == "verify")))
+    if args.action == "verify" and (inv["missing"] or any(e["error"] for e in inv["splits"])): return 1
+
 TRAIN = {"pretrain": ("pretrain", "run_pretrain"), "sft": ("sft", "run_sft"), "dpo": ("dpo", "run_dpo"),
          "verifier": ("verifier", "run_verifier")}
 
-def _stage_preset(args):
-    "Load the preset; rank 0 records it in the run directory (refusing one that differs from a recorded preset)."
+def _is_rank0() -> bool: return int(os.environ.get("RANK", 0)) == 0
+
+def _stage_preset(args, stage):
+    """Load the preset; rank 0 records it in the run directory (refusing one that differs from a recorded preset) and
+    the fingerprints of the data `stage` reads."""
     from modern_llm.config import load_preset
-    from modern_llm.orchestrate import prepare_run
-    if int(os.environ.get("RANK", 0)) == 0: return prepare_run(args.run_dir, args.preset, args.overrides, resume=True)
-    return load_preset(args.preset, args.overrides)
+    from modern_llm.orchestrate import prepare_run, record_stage_data
+    if not _is_rank0(): return load_preset(args.preset, args.overrides)
+    p = prepare_run(args.run_dir, args.preset, args.overrides, resume=True)
+    record_stage_data(args.run_dir, p, stage)
+    return p
+
+def _run_lock(run_dir):
+    "Rank 0 holds the run directory's lock while a stage writes it (a second process into the same run is refused)."
+    import contextlib
+    from modern_llm.runs import RunLock
+    return RunLock(run_dir) if _is_rank0() else contextlib.nullcontext()
 
 def _print_result(res):
     print(json.dumps({k: v for k, v in (res or {}).items() if isinstance(v, (int, float, str, bool))}, default=str))
@@ -71,15 +93,17 @@ def cmd_train(args):
     mod, fn = TRAIN[args.stage]
     run = getattr(importlib.import_module(f"modern_llm.{mod}"), fn)
     kw = {"resume": args.resume} if "resume" in inspect.signature(run).parameters else {}
-    if args.resume and not kw: raise ValueError(f"{mod}.{fn} cannot resume; run the stage again without --resume")
-    res = run(_stage_preset(args), args.run_dir, **kw)
+    if args.resume and not kw:
+        from modern_llm.errors import ModernLLMError
+        raise ModernLLMError(f"{mod}.{fn} cannot resume; run the stage again without --resume")
+    with _run_lock(args.run_dir): res = run(_stage_preset(args, args.stage), args.run_dir, **kw)
     if (res or {}).get("preempted"):
         print(f"{args.stage}: preempted; the last checkpoint is saved: requeue with --resume", file=sys.stderr); return 0
     _print_result(res)
 
 def cmd_evaluate(args):
     from modern_llm.eval_stage import run_evaluate
-    _print_result(run_evaluate(_stage_preset(args), args.run_dir))
+    with _run_lock(args.run_dir): _print_result(run_evaluate(_stage_preset(args, "evaluate"), args.run_dir))
 
 def cmd_report(args):
     from modern_llm.report import render_report
@@ -88,34 +112,46 @@ def cmd_report(args):
     if res["missing"]: print(f"missing records: {', '.join(res['missing'])}")
 
 def cmd_chat(args):
-    from modern_llm.chat import chat_session
-    chat_session(args.checkpoint, prompt=args.prompt)
+    from modern_llm.chat import chat_session, resolve_checkpoint
+    ckpt, label = resolve_checkpoint(args.checkpoint)
+    print(f"loaded {label}", file=sys.stderr)
+    chat_session(ckpt, prompt=args.prompt, temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.max_new_tokens, seed=args.seed)
 
 def cmd_export_hf(args):
-    "Write a Hugging Face model directory (13_hf_export); a model feature with no HF equivalent is refused, in one line."
+    "Write a Hugging Face model directory (13_hf_export); a checkpoint that cannot be exported is refused, in one line."
     from modern_llm.hf_export import export_hf
     try: res = export_hf(args.checkpoint, args.out_dir)
     except ValueError as e:
         print(f"modern-llm: error: {e}", file=sys.stderr); return 2
     print(json.dumps(res, indent=1, default=str))
 
+def cmd_lm_eval(argv: list[str]):
+    """lm-evaluation-harness's own command line with every one of its arguments (`modern-llm lm-eval ARGS` = `lm_eval
+    ARGS`), after registering our model as `--model modern-llm` (13b_lm_eval): lm-eval does not discover outside models."""
+    from modern_llm.errors import ModernLLMError
+    try:
+        import modern_llm.lm_eval_model  # noqa: F401  (registers modern-llm in lm-eval's model registry)
+        from lm_eval.__main__ import cli_evaluate
+    except ImportError as e: raise ModernLLMError(f"lm-eval is not installed ({e}): pip install -e '.[interop]'") from e
+    saved, sys.argv = sys.argv, ["lm_eval", *argv]
+    try: cli_evaluate()
+    finally: sys.argv = saved
+
 def cmd_speedrun(args):
     "Execute `nbs/speedrun.ipynb` with papermill into `<runs>/<run_id>/speedrun.ipynb` (what `speedrun.sh` does)."
-    import papermill as pm
     from modern_llm.config import repo_root
-    from modern_llm.orchestrate import new_run_id
+    from modern_llm.orchestrate import claim_run_id, latest_run_id
+    from modern_llm.runs import RunLock, check_run_id
     nb, runs = repo_root() / "nbs" / "speedrun.ipynb", Path(args.runs_dir).resolve()
     if not nb.exists(): raise FileNotFoundError(f"{nb} not found: the speedrun needs a repository checkout")
-    latest = runs / "latest"
-    run_id = args.run_id or (latest.resolve().name if args.resume and latest.exists() else new_run_id(args.preset))
+    if args.run_id: run_id = check_run_id(args.run_id)
+    else: run_id = latest_run_id(runs) if args.resume else claim_run_id(runs, args.preset)
     out = runs / run_id / "speedrun.ipynb"; out.parent.mkdir(parents=True, exist_ok=True)
+    RunLock(runs / run_id).acquire()   # held until exit; the notebook's kernels inherit it
     params = dict(preset=args.preset, run_id=run_id, stages=args.stages, resume=args.resume, overrides=args.overrides, runs_dir=str(runs))
     print(f"speedrun {run_id}: executing {nb.name} -> {out}", flush=True)
-    try: pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", progress_bar=False,
-                             stdout_file=sys.stdout, stderr_file=sys.stderr)
-    except pm.PapermillExecutionError as e:
-        print(f"modern-llm speedrun: {e.ename}: {e.evalue}\n  executed speedrun notebook: {out}", file=sys.stderr); return 1
-    print(f"report: {runs / run_id / 'report' / 'report.md'}")
+    from modern_llm.progress import execute_speedrun   # quiet kernels, live progress, Ctrl-C in one line (12b_progress)
+    return execute_speedrun(nb, out, params, runs / run_id)
 
 # %% ../nbs/12_cli.ipynb #93ac8704
 def _run_args(p, preset=True):
@@ -124,10 +160,11 @@ def _run_args(p, preset=True):
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="modern-llm", description="Train a small LLM from scratch: pretrain, SFT, DPO, verifier, evaluation, report.")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of user errors too (or MODERN_LLM_DEBUG=1)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("presets", help="list the presets with their size and description").set_defaults(func=cmd_presets)
     ps = sub.add_parser("preset", help="inspect one preset").add_subparsers(dest="action", required=True, metavar="ACTION")
-    s = ps.add_parser("show", help="resolved preset, parameters, FLOPs per token, memory estimates")
+    s = ps.add_parser("show", help="what the preset will do (effective steps, tokens, estimated time here, contradictions), then its YAML")
     s.add_argument("name"); s.add_argument("--json", action="store_true", help="machine-readable output")
     _run_args(s, preset=False); s.set_defaults(func=cmd_preset_show)
     ds = sub.add_parser("data", help="datasets").add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -136,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", dest="names", action="append", help="a dataset to pull (repeatable; default: the preset's)")
     s.add_argument("--limit", type=int, default=None, help="rows per split (default: each dataset's own)")
     _run_args(s); s.set_defaults(func=cmd_data_pull)
+    for act, what in (("list", "the datasets and splits a mirror holds: files, rows, fingerprints (and what --preset still needs)"),
+                      ("verify", "list, load every split, and exit 1 if one is unreadable or one --preset reads is missing")):
+        s = ds.add_parser(act, help=what)
+        s.add_argument("--mirror", default=None, help="mirror directory (default: $MODERN_LLM_DATA, else shared/data beside the checkout)")
+        s.add_argument("--preset", default=None, help="a preset: name the splits it reads that the mirror lacks")
+        s.add_argument("overrides", nargs="*", metavar="key.path=value", help="preset overrides"); s.set_defaults(func=cmd_data_inventory)
     s = sub.add_parser("train", help="run one training stage into a run directory (torchrun-compatible)")
     s.add_argument("stage", choices=list(TRAIN)); s.add_argument("--run-dir", required=True)
     s.add_argument("--resume", action="store_true", help="continue from the stage's last step checkpoint")
@@ -151,33 +194,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stages", default="pretrain,sft,dpo,verifier,evaluate,report", help="comma-separated stage names or notebook paths")
     s.add_argument("--resume", action="store_true", help="skip stages whose outputs are complete")
     s.add_argument("--runs-dir", default="runs"); _run_args(s, preset=False); s.set_defaults(func=cmd_speedrun)
-    s = sub.add_parser("chat", help="talk to a checkpoint (interactive, or one --prompt)")
-    s.add_argument("checkpoint"); s.add_argument("--prompt", default=None, help="answer this one prompt and exit")
+    s = sub.add_parser("chat", help="talk to a checkpoint or a run's most tuned model (interactive, or one --prompt)")
+    s.add_argument("checkpoint", help="a checkpoint directory, or a run directory (its dpo, else sft, else base checkpoint)")
+    s.add_argument("--prompt", default=None, help="answer this one prompt and exit")
+    s.add_argument("--temperature", type=float, default=0.7, help="0: greedy (default 0.7)")
+    s.add_argument("--top-k", type=int, default=0, help="sample from the k most likely tokens (0: all; default 0)")
+    s.add_argument("--max-new-tokens", type=int, default=None, help="answer length limit (default: 256, at most half the context)")
+    s.add_argument("--seed", type=int, default=None, help="make sampling reproducible")
     s.set_defaults(func=cmd_chat)
-    s = sub.add_parser("export-hf", help="write a Hugging Face transformers model directory (Llama/Qwen3) from a checkpoint")
+    s = sub.add_parser("export-hf", help="write a Hugging Face transformers model directory (Llama/Qwen3; own code for sink models)")
     s.add_argument("checkpoint"); s.add_argument("out_dir"); s.set_defaults(func=cmd_export_hf)
+    sub.add_parser("lm-eval", add_help=False, help="lm-evaluation-harness (every lm_eval argument) with --model modern-llm registered")
     return ap
-
-def is_user_error(e: BaseException) -> bool:
-    "Bad input (preset, data, paths) rather than a bug: reported in one line."
-    from modern_llm.config import PresetError
-    kinds = [PresetError, FileNotFoundError, FileExistsError]
-    if "modern_llm.data" in sys.modules: kinds.append(sys.modules["modern_llm.data"].DataError)
-    return isinstance(e, tuple(kinds))
 
 def parse_args(argv=None) -> argparse.Namespace:
     "Parse; `key=value` overrides may come anywhere after the subcommand (argparse alone takes them only right after a positional)."
     ap = build_parser()
     args, extra = ap.parse_known_args(argv)
+    if "--debug" in extra: args.debug, extra = True, [x for x in extra if x != "--debug"]   # also after the subcommand
     if extra and (not hasattr(args, "overrides") or any(x.startswith("-") or "=" not in x for x in extra)):
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra: args.overrides = args.overrides + extra
     return args
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    """Run one subcommand. A user error (`modern_llm.errors.is_user_error`) prints one line and returns 2; a bug keeps its
+    traceback. `--debug` or `MODERN_LLM_DEBUG=1`: user errors keep theirs too."""
+    from modern_llm.errors import debug_enabled, error_line, is_user_error
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lm-eval"]:   # lm-eval parses its own arguments
+        args = argparse.Namespace(debug=False, func=lambda _: cmd_lm_eval(argv[1:]))
+    else: args = parse_args(argv)
     try: return args.func(args) or 0
     except Exception as e:
-        if not is_user_error(e): raise
-        print(f"modern-llm: error: {e}", file=sys.stderr)
+        if args.debug or debug_enabled() or not is_user_error(e): raise
+        print(error_line(e), file=sys.stderr)
         return 2

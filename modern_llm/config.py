@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #171d452c
 from __future__ import annotations
-import dataclasses, difflib, logging, os, typing
+import dataclasses, difflib, logging, math, os, re, types, typing
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 from typing import Literal, Any
@@ -15,8 +15,8 @@ log = logging.getLogger("modern_llm")
 # %% auto #0
 __all__ = ['log', 'LORA_TARGETS', 'ModelConfig', 'TrainConfig', 'PretrainConfig', 'FinetuneConfig', 'SFTConfig', 'DPOConfig',
            'VerifierConfig', 'StagesConfig', 'HardwareConfig', 'CorpusSpec', 'DataConfig', 'EvalConfig', 'Preset',
-           'PresetError', 'build', 'repo_root', 'params_dir', 'preset_names', 'preset_path', 'parse_overrides',
-           'load_preset', 'preset_to_dict', 'save_preset']
+           'build', 'repo_root', 'params_dir', 'preset_names', 'preset_path', 'NumberLoader', 'yaml_load',
+           'parse_overrides', 'load_preset', 'preset_to_dict', 'save_preset']
 
 # %% ../nbs/00_config.ipynb #271d1649
 @dataclass
@@ -49,15 +49,17 @@ class ModelConfig:
         elif self.head_dim % 2: errs.append(f"head_dim={self.head_dim} must be even for RoPE")
         if self.d_ff < 0: errs.append("d_ff must be >= 0")
         if self.rope_theta <= 0: errs.append("rope_theta must be > 0")
+        if self.norm_eps <= 0: errs.append(f"norm_eps must be > 0, got {self.norm_eps}")
         return errs
 
 # %% ../nbs/00_config.ipynb #15718189
 @dataclass
 class TrainConfig:
     "Optimisation settings shared by every stage."
+    auto_micro_batch: typing.ClassVar[bool] = False   # whether the stage resolves micro_batch_size: "auto"
     max_steps: int = 100
     batch_tokens: int = 8192      # global batch per optimizer step, in tokens
-    micro_batch_size: int = 8     # sequences per forward pass per process
+    micro_batch_size: int | Literal["auto"] = 8   # sequences per forward pass per process; "auto" (pretrain): probe (05b_autobatch)
     lr: float = 3e-4
     min_lr_ratio: float = 0.1     # final lr = lr * min_lr_ratio
     warmup_steps: int = 10
@@ -78,8 +80,10 @@ class TrainConfig:
 
     def check(self):
         errs = []
+        auto = self.micro_batch_size == "auto"
+        if auto and not self.auto_micro_batch: errs.append("micro_batch_size: 'auto' is supported by the pretrain stage only")
         for k in ("max_steps", "batch_tokens", "micro_batch_size", "keep_last", "log_every", "eval_batches"):
-            if getattr(self, k) <= 0: errs.append(f"{k} must be > 0, got {getattr(self, k)}")
+            if not (k == "micro_batch_size" and auto) and getattr(self, k) <= 0: errs.append(f"{k} must be > 0, got {getattr(self, k)}")
         for k in ("warmup_steps", "eval_every", "save_every"):
             if getattr(self, k) < 0: errs.append(f"{k} must be >= 0, got {getattr(self, k)}")
         if not 0 < self.lr < 1: errs.append(f"lr must be in (0, 1), got {self.lr}")
@@ -88,11 +92,13 @@ class TrainConfig:
         for k in ("beta1", "beta2"):
             if not 0 <= getattr(self, k) < 1: errs.append(f"{k} must be in [0, 1), got {getattr(self, k)}")
         if self.weight_decay < 0 or self.grad_clip < 0: errs.append("weight_decay and grad_clip must be >= 0")
+        if self.muon_lr <= 0: errs.append(f"muon_lr must be > 0, got {self.muon_lr}")
         return errs
 
 @dataclass
 class PretrainConfig(TrainConfig):
     "Pretraining from scratch."
+    auto_micro_batch: typing.ClassVar[bool] = True
     sink_twin: bool = False        # also pretrain a twin with model.sink flipped (same data, seed, steps): the sink ablation
 
 LORA_TARGETS = ["wq", "wk", "wv", "wo", "w1", "w2", "w3"]
@@ -108,6 +114,7 @@ class FinetuneConfig(TrainConfig):
     def check(self):
         errs = super().check()
         if self.lora_r < 0: errs.append(f"lora_r must be >= 0, got {self.lora_r}")
+        if self.lora_alpha <= 0: errs.append(f"lora_alpha must be > 0, got {self.lora_alpha}")
         if not 0 <= self.lora_dropout < 1: errs.append(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if not self.lora_targets or set(self.lora_targets) - set(LORA_TARGETS):
             errs.append(f"lora_targets must be a non-empty subset of {LORA_TARGETS}, got {self.lora_targets}")
@@ -218,6 +225,7 @@ class DataConfig:
     def check(self):
         errs = []
         if self.tokens_target <= 0 or self.seq_len <= 0: errs.append("tokens_target and seq_len must be > 0")
+        if self.tokenizer_train_bytes <= 0: errs.append(f"tokenizer_train_bytes must be > 0, got {self.tokenizer_train_bytes}")
         if self.vocab_size < 300: errs.append(f"vocab_size must be >= 300 (256 bytes + specials), got {self.vocab_size}")
         if self.max_epochs <= 0: errs.append("max_epochs must be > 0")
         if self.val_docs < 0 or self.hh_holdout < 0: errs.append("val_docs and hh_holdout must be >= 0")
@@ -254,6 +262,8 @@ class EvalConfig:
         if self.temperature < 0 or not 0 < self.top_p <= 1: errs.append("temperature must be >= 0 and top_p in (0, 1]")
         if self.sink_test_factor < 1: errs.append("sink_test_factor must be >= 1")
         if self.synth_subset < 0: errs.append(f"synth_subset must be >= 0, got {self.synth_subset}")
+        for k in ("memory_budget_gb", "batch_size", "em_curve_subset"):
+            if getattr(self, k) <= 0: errs.append(f"{k} must be > 0, got {getattr(self, k)}")
         return errs
 
 @dataclass
@@ -268,8 +278,7 @@ class Preset:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 # %% ../nbs/00_config.ipynb #76b4054b
-class PresetError(ValueError):
-    "A preset file or override is invalid; the message names the file and the key."
+from .errors import PresetError   # one hierarchy of user errors (00b_errors); importable from here too
 
 def _closest(key, options):
     m = difflib.get_close_matches(key, list(options), n=1, cutoff=0.5)
@@ -282,14 +291,25 @@ def _convert(tp, v, path, errs):
     if origin is Literal:
         if v not in args: errs.append(f"{path}: {v!r} is not one of {list(args)}")
         return v
+    if origin in (typing.Union, types.UnionType):   # the first alternative that takes v
+        for a in args:
+            sub = []
+            out = _convert(a, v, path, sub)
+            if not sub: return out
+        alts = [a.__name__ if isinstance(a, type) else " or ".join(map(repr, typing.get_args(a))) for a in args]
+        errs.append(f"{path}: expected {' or '.join(alts)}, got {v!r}")
+        return v
     if origin is list:
         if not isinstance(v, list): errs.append(f"{path}: expected a list, got {type(v).__name__}"); return v
         return [_convert(args[0], x, f"{path}[{i}]", errs) for i, x in enumerate(v)]
     if origin is dict:
         if not isinstance(v, dict): errs.append(f"{path}: expected a mapping, got {type(v).__name__}"); return v
         return {str(k): _convert(args[1], x, f"{path}.{k}", errs) for k, x in v.items()}
-    if tp is float and isinstance(v, (int, float)) and not isinstance(v, bool): return float(v)
-    if tp is int and isinstance(v, float) and v.is_integer(): return int(v)  # 1e6 in YAML
+    if tp is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+        if not math.isfinite(v): errs.append(f"{path}: must be a finite number, got {v!r}")
+        return float(v)
+    if tp is int and isinstance(v, float) and v.is_integer(): v = int(v)  # 1e6 in YAML
+    if tp is int and type(v) is int and v < 0: errs.append(f"{path}: must be >= 0, got {v}")   # every int is a count or size
     if tp in (int, bool, str) and type(v) is tp: return v
     errs.append(f"{path}: expected {tp.__name__}, got {v!r}")
     return v
@@ -342,10 +362,21 @@ def _deep_merge(a, b):
     for k, v in b.items(): out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
+class NumberLoader(yaml.SafeLoader):
+    "PyYAML's safe loader, reading numbers the YAML 1.2 way: `1e-3`, `3e4` and `.5` are floats (YAML 1.1 reads them as strings)."
+
+NumberLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+     [-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$""", re.X), list("-+0123456789."))
+
+def yaml_load(text: str):
+    "Parse YAML text with `NumberLoader` (presets, overrides, recorded presets)."
+    return yaml.load(text, Loader=NumberLoader)
+
 def _read_chain(path, seen=()):
     path = Path(path).resolve()
     if path in seen: raise PresetError(f"{path}: 'extends' forms a cycle")
-    try: d = yaml.safe_load(path.read_text()) or {}
+    try: d = yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e: raise PresetError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(d, dict): raise PresetError(f"{path}: a preset must be a mapping")
     parent = d.pop("extends", None)
@@ -362,7 +393,9 @@ def parse_overrides(overrides) -> dict:
         for s in overrides:
             if "=" not in s: raise PresetError(f"override {s!r}: expected key.path=value")
             k, v = s.split("=", 1)
-            items.append((k.strip(), yaml.safe_load(v)))
+            try: items.append((k.strip(), yaml_load(v)))
+            except yaml.YAMLError as e:
+                raise PresetError(f"override {s!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
     out = {}
     for k, v in items:
         *parents, last = k.split(".")
@@ -391,5 +424,5 @@ def preset_to_dict(p: Preset) -> dict: return asdict(p)
 
 def save_preset(p: Preset, path):
     "Write the resolved preset (every default spelled out) so a run records exactly what it used."
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(preset_to_dict(p), sort_keys=False))
+    from modern_llm.runs import write_text   # atomic; runs imports config, so not at the top
+    write_text(path, yaml.safe_dump(preset_to_dict(p), sort_keys=False))

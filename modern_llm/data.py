@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 # %% auto #0
-__all__ = ['TEXT_KINDS', 'DATASETS', 'GENERATED', 'DataError', 'DatasetSpec', 'get_spec', 'shared_data_dir', 'resolve_source',
-           'mirror_files', 'write_gz', 'wikitext_articles', 'load_text_documents', 'oasst_conversations',
-           'load_records', 'preset_datasets', 'pull_mirror', 'fingerprint']
+__all__ = ['TEXT_KINDS', 'DATASETS', 'ROW_CHECKS', 'GENERATED', 'DatasetSpec', 'get_spec', 'default_mirror', 'shared_data_dir',
+           'resolve_source', 'mirror_files', 'write_gz', 'wikitext_articles', 'load_text_documents',
+           'oasst_conversations', 'load_records', 'preset_datasets', 'pull_mirror', 'fingerprint']
 
 # %% ../nbs/01_data.ipynb #2c9c6d0a
-class DataError(ValueError):
-    "Bad or missing data; the message names the file and line, or the dataset and split."
+from .errors import DataError   # one hierarchy of user errors (00b_errors); importable from here too
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -63,13 +62,23 @@ def get_spec(name) -> DatasetSpec:
     return DATASETS[name]
 
 # %% ../nbs/01_data.ipynb #cf4f9bbc
-def shared_data_dir() -> Path | None:
-    "`$MODERN_LLM_DATA` if set and it exists, else `<repo root>/../shared/data` if it exists, else None."
-    env = os.environ.get("MODERN_LLM_DATA")
-    if env and Path(env).expanduser().is_dir(): return Path(env).expanduser()
+def default_mirror() -> Path | None:
+    """The data mirror used when a preset names none: one rule for the CLI, the stages and `speedrun.sh`.
+    `$MODERN_LLM_DATA` if set (`hub`: no mirror; a missing directory is a `DataError`), else `shared/data` beside the
+    checkout if it exists, else None (the hub)."""
+    env = os.environ.get("MODERN_LLM_DATA", "").strip()
+    if env == "hub": return None
+    if env:
+        if not Path(env).expanduser().is_dir(): raise DataError(f"$MODERN_LLM_DATA={env}: no such directory")
+        return Path(env).expanduser().resolve()
     from modern_llm.config import repo_root
     p = repo_root().parent / "shared" / "data"
-    return p if p.is_dir() else None
+    return p.resolve() if p.is_dir() else None
+
+def shared_data_dir() -> Path | None:
+    "`default_mirror()` for tests and notebooks that need the real data (None, not an error, when there is none)."
+    try: return default_mirror()
+    except DataError: return None
 
 def _looks_like_path(s): return s.startswith(("/", "./", "../", "~"))
 
@@ -81,10 +90,11 @@ def resolve_source(name, mirror=None, sources=None) -> tuple[str, Path | str]:
         if p.is_dir(): return "mirror", p
         if _looks_like_path(src): raise DataError(f"data.sources.{name}={src!r}: no such directory")
         return "hub", src
-    for root, what in ((mirror, "data.mirror"), (os.environ.get("MODERN_LLM_DATA"), "$MODERN_LLM_DATA")):
-        if root:
-            if not Path(root).expanduser().is_dir(): raise DataError(f"{what}={root}: no such directory")
-            return "mirror", Path(root).expanduser()
+    if mirror:
+        if not Path(mirror).expanduser().is_dir(): raise DataError(f"data.mirror={mirror}: no such directory")
+        return "mirror", Path(mirror).expanduser()
+    root = default_mirror()
+    if root is not None: return "mirror", root
     if spec.hub_id is None:
         raise DataError(f"{name} has no hub dataset ({spec.note}); set data.mirror or $MODERN_LLM_DATA to a mirror "
                         f"holding {spec.mirror[0]}")
@@ -135,10 +145,9 @@ def _check_row(row, keys, where) -> dict:
 # %% ../nbs/01_data.ipynb #68a06ef8
 def write_gz(path, text: str):
     "Write `text` gzipped, deterministically (mtime 0), atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f: f.write(text.encode("utf-8"))
-    tmp.replace(path)
+    from modern_llm.runs import atomic_path
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+        f.write(text.encode("utf-8"))
 
 def _jsonl(rows) -> str: return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
 
@@ -228,7 +237,21 @@ def load_records(name, split, mirror=None, sources=None, limit=None, load_fn=Non
         if split not in spec.splits: raise DataError(f"{name}: unknown split {split!r}; splits: {', '.join(spec.splits)}")
         rows = ((f"{where}[{split}] row {i}", r) for i, r in enumerate(_hub_load(spec, where, split, load_fn)))
     if spec.kind == "oasst": return oasst_conversations(rows)[:limit]
-    return [{k: _check_row(r, spec.keys, w)[k] for k in spec.keys} for w, r in itertools.islice(rows, limit)]
+    check = ROW_CHECKS.get(name, lambda row, where: None)
+    out = []
+    for w, r in itertools.islice(rows, limit):
+        row = {k: _check_row(r, spec.keys, w)[k] for k in spec.keys}
+        check(row, w); out.append(row)
+    return out
+
+def _gsm8k_row(row, where):
+    "A GSM8K solution must end in a `#### <number>` line: the reference that evaluation, DPO pairs and the verifier read."
+    from modern_llm.evaluate import gold_answer   # the same rule evaluation applies (lazy: it imports torch)
+    if "#### " not in row["answer"]: raise DataError(f"{where}: no '#### ' answer line")
+    try: gold_answer(row["answer"])
+    except ValueError: raise DataError(f"{where}: the '#### ' answer is not a plain number: {row['answer'][-40:]!r}") from None
+
+ROW_CHECKS = {"gsm8k": _gsm8k_row}   # per-dataset row rules beyond "these keys hold strings", applied at load
 
 # %% ../nbs/01_data.ipynb #02e28767
 GENERATED = {"gsm8k_onpolicy": "sampled from the SFT model at DPO time (08a_dpo_data)",
@@ -245,27 +268,43 @@ def pull_mirror(names, mirror_dir, splits=None, load_fn=None, limit=None) -> dic
     """Write datasets `names` from the hub into `mirror_dir`. `splits`: None (all), a list, or `{name: [splits]}`;
     `limit`: rows per split (default: each spec's `pull_rows`). Returns `{'written': [...], 'skipped': {...}}`."""
     root, out = Path(mirror_dir), {"written": [], "skipped": {}}
+    if root.exists() and not root.is_dir(): raise DataError(f"mirror {root}: is a file, not a directory")
     for name in names:
         spec = get_spec(name)
         if spec.hub_id is None: out["skipped"][name] = f"no hub dataset: {spec.note}"; continue
         want = splits.get(name, spec.splits) if isinstance(splits, dict) else splits or spec.splits
         for split in want:
             if split not in spec.splits: raise DataError(f"{name}: unknown split {split!r}; splits: {', '.join(spec.splits)}")
-            pat, n = spec.mirror[0].format(split=split), limit or spec.pull_rows or None
-            for old in root.glob(pat): old.unlink()   # a re-pull replaces the split whole
-            for part in spec.subsets or [None]:
-                rows = _hub_load(spec, spec.hub_id, split, load_fn, **({"data_dir": part} if part else {}))
-                rows = list(itertools.islice(rows, n))
-                if spec.kind == "wikitext": chunks = [("", "".join(r["text"] or " \n" for r in rows), rows)]
-                elif spec.kind == "stories": chunks = [("", "".join(f"{r['text'].strip()}\n{_STORY_SEP}\n" for r in rows), rows)]
-                elif spec.kind == "web":
-                    chunks = [(f"{i // 10_000:05d}", _jsonl(rows[i:i + 10_000]), rows[i:i + 10_000]) for i in range(0, len(rows), 10_000)]
-                else: chunks = [(part or "", _jsonl(rows), rows)]
-                for label, text, part_rows in chunks:
-                    path = root / pat.replace("*", label)
-                    write_gz(path, text)
-                    out["written"].append({"dataset": name, "split": split, "path": str(path), "rows": len(part_rows)})
+            out["written"] += _pull_split(spec, split, root, load_fn, limit or spec.pull_rows or None)
     return out
+
+def _pull_split(spec, split, root, load_fn, n) -> list[dict]:
+    """Pull one split into a staging directory beside the mirror; only when every part is written does it replace the
+    split (new files moved in, then files of the old split that the new one lacks removed). A failed pull (hub
+    unreachable, a kill) leaves the mirror as it was."""
+    import shutil, tempfile
+    root.mkdir(parents=True, exist_ok=True)
+    stage, pat, written = Path(tempfile.mkdtemp(dir=root, prefix=".pull-")), spec.mirror[0].format(split=split), []
+    try:
+        for part in spec.subsets or [None]:
+            rows = _hub_load(spec, spec.hub_id, split, load_fn, **({"data_dir": part} if part else {}))
+            rows = list(itertools.islice(rows, n))
+            if spec.kind == "wikitext": chunks = [("", "".join(r["text"] or " \n" for r in rows), rows)]
+            elif spec.kind == "stories": chunks = [("", "".join(f"{r['text'].strip()}\n{_STORY_SEP}\n" for r in rows), rows)]
+            elif spec.kind == "web":
+                chunks = [(f"{i // 10_000:05d}", _jsonl(rows[i:i + 10_000]), rows[i:i + 10_000]) for i in range(0, len(rows), 10_000)]
+            else: chunks = [(part or "", _jsonl(rows), rows)]
+            for label, text, part_rows in chunks:
+                rel = pat.replace("*", label)
+                write_gz(stage / rel, text)
+                written.append({"dataset": spec.name, "split": split, "path": str(root / rel), "rows": len(part_rows)})
+        old = set(root.glob(pat))
+        for w in written:
+            dst = Path(w["path"]); dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / dst.relative_to(root), dst); old.discard(dst)
+        for f in old: f.unlink()   # parts of the old split the new one does not have (fewer shards)
+    finally: shutil.rmtree(stage, ignore_errors=True)
+    return written
 
 # %% ../nbs/01_data.ipynb #19fc000b
 def fingerprint(paths) -> str:

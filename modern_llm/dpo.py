@@ -17,13 +17,15 @@ from .dpo_data import PreferencePair, build_dpo_pairs
 from .model import flops_per_token
 from .runs import RunPaths, read_json, write_json
 from .sft import gsm8k_em_hook
-from .trainer import Trainer
+from .splits import question_hash, record_evaluated, record_trained
+from .trainer import LossTerm, StepLoss, Trainer
 
 log = logging.getLogger("modern_llm")
 
 # %% auto #0
-__all__ = ['log', 'LOSS_TYPES', 'dpo_loss', 'sequence_logps', 'collate_pairs', 'preference_metrics', 'make_loss_fn', 'pair_logps',
-           'cache_key', 'reference_logps', 'PairBatches', 'make_eval_fn', 'synthetic_pairs', 'run_dpo']
+__all__ = ['log', 'LOSS_TYPES', 'dpo_loss', 'sequence_logps', 'collate_pairs', 'pair_values', 'preference_metrics', 'pair_count',
+           'make_loss_fn', 'pair_logps', 'cache_key', 'reference_logps', 'PairBatches', 'make_eval_fn',
+           'synthetic_pairs', 'run_dpo']
 
 # %% ../nbs/08_dpo.ipynb #4c0f3740
 LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust")
@@ -71,13 +73,19 @@ def collate_pairs(pairs: list[PreferencePair], pad_id: int, refs: dict | None = 
 # %% ../nbs/08_dpo.ipynb #867da06c
 def _acc(a, b): return ((a > b).float() + 0.5 * (a == b).float()).mean()
 
-def preference_metrics(logps: dict, ref_chosen, ref_rejected, cfg, eval_extras: bool = False) -> tuple[torch.Tensor, dict]:
-    "(mean loss, metrics) from `logps` = {chosen, rejected, chosen_len, rejected_len} and the reference log-probs; `cfg` a `DPOConfig`."
+def pair_values(logps: dict, ref_chosen, ref_rejected, cfg) -> tuple[torch.Tensor, dict]:
+    "(losses `[B]`, TRL's metrics per pair `{name: [B]}`) from `logps` = {chosen, rejected, chosen_len, rejected_len} and the reference log-probs; `cfg` a `DPOConfig`."
     pc, pr, lc, lr = logps["chosen"], logps["rejected"], logps["chosen_len"], logps["rejected_len"]
     losses, cr, rr = dpo_loss(pc, pr, ref_chosen, ref_rejected, cfg.beta, cfg.loss_type, cfg.label_smoothing,
                               cfg.reference_free, lc, lr)
-    m = {"rewards/chosen": cr.mean(), "rewards/rejected": rr.mean(), "rewards/margins": (cr - rr).mean(),
-         "rewards/accuracies": (cr > rr).float().mean(), "logps/chosen": pc.detach().mean(), "logps/rejected": pr.detach().mean()}
+    return losses, {"rewards/chosen": cr, "rewards/rejected": rr, "rewards/margins": cr - rr, "rewards/accuracies": (cr > rr).float(),
+                    "logps/chosen": pc.detach(), "logps/rejected": pr.detach()}
+
+def preference_metrics(logps: dict, ref_chosen, ref_rejected, cfg, eval_extras: bool = False) -> tuple[torch.Tensor, dict]:
+    "(mean loss, mean of each `pair_values` metric) over the pairs; `eval_extras` adds the loss and the tie-aware accuracies."
+    losses, per = pair_values(logps, ref_chosen, ref_rejected, cfg)
+    m = {k: v.mean() for k, v in per.items()}
+    cr, rr, pc, pr, lc, lr = per["rewards/chosen"], per["rewards/rejected"], per["logps/chosen"], per["logps/rejected"], logps["chosen_len"], logps["rejected_len"]
     if eval_extras:
         m["loss"] = losses.detach().mean()
         m["preference_accuracy"] = _acc(cr, rr)
@@ -92,13 +100,18 @@ def _forward_logps(model, batch: dict) -> dict:
     (pc, pr), (lc, lr) = s.chunk(2), n.float().chunk(2)
     return {"chosen": pc, "rejected": pr, "chosen_len": lc, "rejected_len": lr}
 
-def make_loss_fn(cfg):
-    "`loss_fn(model, batch) -> (loss, metrics)` for the `Trainer`; `cfg` is a `DPOConfig`."
-    def loss_fn(model, batch):
+def pair_count(batch: dict) -> int:
+    "Pairs in a collated batch (its chosen rows, then its rejected rows)."
+    return batch["input_ids"].shape[0] // 2
+
+def make_loss_fn(cfg) -> StepLoss:
+    "The trainer's loss for `DPOConfig` `cfg`: the DPO loss per pair of the step; TRL's metrics per pair."
+    def forward(model, batch):
         lp = _forward_logps(model, batch)
         dev = lp["chosen"].device
-        return preference_metrics(lp, batch["ref_chosen"].to(dev), batch["ref_rejected"].to(dev), cfg)
-    return loss_fn
+        losses, per = pair_values(lp, batch["ref_chosen"].to(dev), batch["ref_rejected"].to(dev), cfg)
+        return {"loss": losses.sum()}, {k: (v.sum(), len(v)) for k, v in per.items()}
+    return StepLoss(forward, (LossTerm("loss", pair_count, unit="pairs"),))
 
 # %% ../nbs/08_dpo.ipynb #c9ff1812
 def _autocast(dev: torch.device, dtype):
@@ -201,23 +214,31 @@ def run_dpo(preset, run_dir, sft_ckpt=None, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     ckpt = Path(sft_ckpt) if sft_ckpt else paths.checkpoint("sft")
     if not (ckpt / "config.json").is_file(): raise FileNotFoundError(f"run_dpo: no SFT checkpoint at {ckpt} (run the sft stage first)")
-    model, tok, _ = load_model(ckpt, device=rt.device)
+    model, tok, _ = load_model(ckpt, device=rt.device, expect=p.model)
     if tok is None: raise FileNotFoundError(f"{ckpt}: no tokenizer.json")
     dtype = None if rt.dtype == "fp32" else rt.torch_dtype
-    sources, holdout, record = build_dpo_pairs(p, tok, model, dtype=dtype)
+    sources, holdouts, record = build_dpo_pairs(p, tok, model, dtype=dtype)
+    holdout, math_holdout = holdouts.get("hh_rlhf", []), holdouts.get("gsm8k_onpolicy", [])
     t_pairs = time.time()
 
-    bs, groups = cfg.micro_batch_size, [holdout] + list(sources.values())   # no grads: a training micro-batch fits
+    bs, groups = cfg.micro_batch_size, [holdout, math_holdout] + list(sources.values())   # no grads: a training micro-batch fits
     key = cache_key(fingerprint([ckpt / "model.safetensors"]), groups, rt.dtype, bs)
     cache_file = paths.cache / "dpo_ref_logps.json"
     refs, cached = reference_logps(model, groups, tok.pad_id, bs, cache_file if rt.is_main else None, key, dtype)
     t_ref = time.time()
 
     eval_fn = make_eval_fn(holdout, refs, cfg, tok.pad_id, bs, dtype) if holdout else None
-    sft_eval = eval_fn(model) if eval_fn else {}
-    hooks = []
+    math_eval_fn = make_eval_fn(math_holdout, refs, cfg, tok.pad_id, bs, dtype) if math_holdout else None
+    sft_eval, sft_math = (eval_fn(model) if eval_fn else {}), (math_eval_fn(model) if math_eval_fn else {})
+    hooks, heldout = [], {}
+    if rt.is_main:     # what DPO trains on, and what its held-out numbers use, checked against every set of the run
+        for name in sources:
+            record_trained(paths, f"dpo/{name}", "hh_rlhf pair ids" if name == "hh_rlhf" else "gsm8k/train part dpo", record["problems"][name])
+        if holdout: heldout["hh_rlhf"] = record_evaluated(paths, "dpo/heldout_hh", f"hh_rlhf/{record['holdout']['split']} held-out pair ids", [q.id for q in holdout])
+        if math_holdout: heldout["gsm8k_onpolicy"] = record_evaluated(paths, "dpo/heldout_math", "gsm8k/train part heldout", record["problems"]["heldout_math"])
     if ev.em_curve_every > 0:
         gsm = load_records("gsm8k", "test", mirror=data.mirror or None, sources=data.sources, limit=ev.em_curve_subset)
+        if rt.is_main: heldout["gsm8k_em_curve"] = record_evaluated(paths, "dpo/gsm8k_em_curve", f"gsm8k/test first {len(gsm)}", [question_hash(r["question"]) for r in gsm])
         hooks.append((ev.em_curve_every, gsm8k_em_hook(tok, gsm, ev)))
     # LoRA goes on after the reference log-probs are cached: the reference is the SFT model itself
     if cfg.lora_r: apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
@@ -236,7 +257,7 @@ def run_dpo(preset, run_dir, sft_ckpt=None, resume: bool = False) -> dict:
     final = trainer.fit(resume=resume)
     if final.get("preempted"): return {"preempted": True}
     t_train = time.time()
-    dpo_eval = eval_fn(model) if eval_fn else {}
+    dpo_eval, dpo_math = (eval_fn(model) if eval_fn else {}), (math_eval_fn(model) if math_eval_fn else {})
     if not rt.is_main: return {}
     export_model(merge_lora(model) if cfg.lora_r else model, paths.checkpoint("dpo"), tok)
     acc = lambda k: {"sft": sft_eval.get(k), "dpo": dpo_eval.get(k)}
@@ -244,16 +265,18 @@ def run_dpo(preset, run_dir, sft_ckpt=None, resume: bool = False) -> dict:
         "stage": "dpo", "preset": p.name, "sft_checkpoint": str(ckpt), "checkpoint": str(paths.checkpoint("dpo")),
         "loss": {"type": cfg.loss_type, "beta": cfg.beta, "label_smoothing": cfg.label_smoothing, "reference_free": cfg.reference_free},
         "data_note": " ".join(record["notes"]),
-        "pairs": {s: len(ps) for s, ps in sources.items()} | {"holdout": len(holdout)},
+        "pairs": {s: len(ps) for s, ps in sources.items()} | {"holdout": len(holdout), "holdout_math": len(math_holdout)},
         "sources": record["sources"], "holdout": record.get("holdout"), "weights": record["weights"],
         "max_len": record["max_len"], "max_prompt_tokens": record["max_prompt_tokens"],
         "pairs_drawn": pairs_seen, "epochs_per_source": epochs,
         "reference_cache": {"path": str(cache_file), "key": key, "loaded": cached, "pairs": len(refs)},
         "heldout_preference_accuracy": acc("preference_accuracy"),
         "heldout_length_normalized_accuracy": acc("length_normalized_accuracy"),
+        "heldout_math_preference_accuracy": {"sft": sft_math.get("preference_accuracy"), "dpo": dpo_math.get("preference_accuracy")},
+        "holdout_math": record.get("holdout_math"), "heldout": heldout,
         "preference_accuracy_note": "implicit reward beta*(log pi - log pi_ref) of chosen above rejected, ties count 1/2; "
                                     "for SFT the policy is the reference, all rewards are 0 and the accuracy is 0.5 by construction",
-        "sft_eval": sft_eval, "dpo_eval": dpo_eval, "final_train_metrics": final,
+        "sft_eval": sft_eval, "dpo_eval": dpo_eval, "sft_eval_math": sft_math, "dpo_eval_math": dpo_math, "final_train_metrics": final,
         "seconds": {"pairs": round(t_pairs - t0, 1), "reference": round(t_ref - t_pairs, 1), "train": round(t_train - t_ref, 1),
                     "total": round(time.time() - t0, 1)},
     }

@@ -11,12 +11,13 @@ from .data import DataError, load_records
 from .evaluate import answers_match, extract_answer, gold_answer
 from .generate import Engine
 from .sft import to_conversation
+from .splits import gsm8k_part, question_hash
 from .tokenizer import Tokenizer, render_chat
 
 # %% auto #0
-__all__ = ['HOLDOUT_SEED', 'DPO_SOURCES', 'PreferencePair', 'MalformedPair', 'hh_turns', 'split_hh', 'hh_pair', 'hh_split',
-           'truncate_pair', 'truncate_pairs', 'gsm8k_prompt_and_gold', 'onpolicy_pairs', 'sample_solutions',
-           'hh_data_note', 'build_dpo_pairs']
+__all__ = ['HOLDOUT_SEED', 'DPO_SOURCES', 'HELDOUT_MATH_SHARE', 'PreferencePair', 'MalformedPair', 'hh_turns', 'split_hh',
+           'hh_pair', 'hh_split', 'truncate_pair', 'truncate_pairs', 'gsm8k_prompt_and_gold', 'onpolicy_pairs',
+           'sample_solutions', 'hh_data_note', 'build_dpo_pairs']
 
 # %% ../nbs/08a_dpo_data.ipynb #f2ec359f
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def hh_split(rows: list[dict], tok: Tokenizer, holdout: int, max_train: int = 0,
         try: pairs.append(hh_pair(rows[i], tok, f"hh_rlhf:{split}:{i}"))
         except MalformedPair as e: skipped[e.reason] += 1
     if len(pairs) <= holdout:
-        raise ValueError(f"hh_rlhf/{split}: {len(pairs)} valid pairs in {len(rows)} rows, not more than "
+        raise DataError(f"hh_rlhf/{split}: {len(pairs)} valid pairs in {len(rows)} rows, not more than "
                          f"data.hh_holdout={holdout}: nothing left to train on")
     counts = {"rows": len(rows), "scanned": scanned, "malformed": sum(skipped.values()),
               "malformed_by_reason": dict(skipped), "holdout": holdout, "train": len(pairs) - holdout}
@@ -162,8 +163,10 @@ def hh_data_note(split: str, counts: dict, seed: int = HOLDOUT_SEED) -> str:
                  "is measured on rows disjoint from training, not under the official train/test protocol.")
     return note
 
-def build_dpo_pairs(preset, tok: Tokenizer, model=None, load_fn=None, dtype=None) -> tuple[dict, list[PreferencePair], dict]:
-    "(training pairs per source, held-out HH pairs, record of counts) for `preset.data.dpo_mix`; `model` samples the on-policy pairs (in `dtype`)."
+HELDOUT_MATH_SHARE = 4   # held-out on-policy problems: onpolicy_problems // 4 (at least 1) of the `heldout` part
+
+def build_dpo_pairs(preset, tok: Tokenizer, model=None, load_fn=None, dtype=None) -> tuple[dict, dict, dict]:
+    "(training pairs per source, held-out pairs per source, record of counts and problems) for `preset.data.dpo_mix`; `model` samples the on-policy pairs (in `dtype`)."
     load_fn = load_fn or load_records
     data, cfg, ev = preset.data, preset.train.dpo, preset.eval
     max_len, max_prompt = data.seq_len + 1, cfg.max_prompt_tokens or data.seq_len // 2
@@ -171,26 +174,36 @@ def build_dpo_pairs(preset, tok: Tokenizer, model=None, load_fn=None, dtype=None
     for n in names:
         if n not in DPO_SOURCES: raise DataError(f"data.dpo_mix: {n!r} is not a DPO source; use {' or '.join(DPO_SOURCES)}")
         if names.count(n) > 1: raise DataError(f"data.dpo_mix names {n!r} twice")
-    sources, holdout = {}, []
-    record = {"max_len": max_len, "max_prompt_tokens": max_prompt, "sources": {}, "weights": {}, "notes": []}
+    sources, holdouts = {}, {}
+    record = {"max_len": max_len, "max_prompt_tokens": max_prompt, "sources": {}, "weights": {}, "notes": [], "problems": {}}
     for spec in data.dpo_mix:
         kw = dict(mirror=data.mirror or None, sources=data.sources)
         if spec.name == "hh_rlhf":
             rows = load_fn("hh_rlhf", spec.split, **kw)
             train, held, counts = hh_split(rows, tok, data.hh_holdout, spec.max_examples, spec.split)
-            holdout, hcounts = truncate_pairs(held, max_len, max_prompt)
+            holdouts["hh_rlhf"], hcounts = truncate_pairs(held, max_len, max_prompt)
             record["holdout"] = {"source": "hh_rlhf", "split": spec.split, "truncation": hcounts}
+            record["problems"]["hh_rlhf"] = [p.id for p in train]
             record["notes"].append(hh_data_note(spec.split, counts))
         else:
             if not (cfg.onpolicy_k and cfg.onpolicy_problems):
                 record["notes"].append("gsm8k_onpolicy skipped: train.dpo.onpolicy_k or onpolicy_problems is 0"); continue
             if model is None: raise ValueError("build_dpo_pairs: gsm8k_onpolicy needs the SFT model to sample from")
-            rows = load_fn("gsm8k", spec.split, **kw, limit=cfg.onpolicy_problems)
-            prompts = [gsm8k_prompt_and_gold(tok, r, data.keep_calculator)[0] for r in rows]
+            if spec.split != "train":
+                raise DataError(f"data.dpo_mix: gsm8k_onpolicy/{spec.split}: sample on 'train' (its 'dpo' part); 'test' is held out for evaluation")
+            gsm = load_fn("gsm8k", "train", **kw)
+            rows = gsm8k_part(gsm, "dpo", cfg.onpolicy_problems)
+            held_rows = gsm8k_part(gsm, "heldout", max(1, cfg.onpolicy_problems // HELDOUT_MATH_SHARE))
+            prompts = [gsm8k_prompt_and_gold(tok, r, data.keep_calculator)[0] for r in rows + held_rows]
             samples = sample_solutions(model, tok, prompts, cfg.onpolicy_k, ev, seed=cfg.seed, dtype=dtype)
-            train, counts = onpolicy_pairs(rows, samples, tok, ev.max_new_tokens, data.keep_calculator, spec.split)
+            train, counts = onpolicy_pairs(rows, samples[:len(rows)], tok, ev.max_new_tokens, data.keep_calculator, "train")
+            held, held_counts = onpolicy_pairs(held_rows, samples[len(rows):], tok, ev.max_new_tokens, data.keep_calculator, "heldout")
+            holdouts["gsm8k_onpolicy"], trunc = truncate_pairs(held, max_len, max_prompt)
+            record["holdout_math"] = {"source": "gsm8k_onpolicy", "split": "train part heldout", **held_counts, "truncation": trunc}
+            record["problems"]["gsm8k_onpolicy"] = [question_hash(r["question"]) for r in rows]
+            record["problems"]["heldout_math"] = [question_hash(r["question"]) for r in held_rows]
             record["notes"].append(
-                f"gsm8k_onpolicy: the first {len(rows)} GSM8K '{spec.split}' problems, {cfg.onpolicy_k} samples each at "
+                f"gsm8k_onpolicy: {len(rows)} problems of the 'dpo' part of GSM8K train (held-out: {len(held_rows)} of its 'heldout' part), {cfg.onpolicy_k} samples each at "
                 f"temperature {ev.temperature} (calculator {'on' if ev.calculator else 'off'}), labelled by strict final "
                 f"answer; chosen = first correct sample, rejected = first incorrect; when no sample was correct the gold "
                 f"solution is chosen ({counts['gold_chosen']} of {counts['pairs']} pairs).")
@@ -199,4 +212,4 @@ def build_dpo_pairs(preset, tok: Tokenizer, model=None, load_fn=None, dtype=None
         record["sources"][spec.name] = {**counts, "truncation": tcounts}
         record["weights"][spec.name] = spec.weight
     if not any(sources.values()): raise DataError(f"data.dpo_mix {names}: no training pairs")
-    return sources, holdout, record
+    return sources, holdouts, record

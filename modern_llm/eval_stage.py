@@ -4,7 +4,7 @@
 
 # %% ../nbs/10b_eval_stage.ipynb #15109026
 from __future__ import annotations
-import csv, gc, platform, resource, time
+import csv, gc, json, os, platform, resource, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -15,14 +15,16 @@ from .sft import strip_calculator
 from .data import DataError, fingerprint, load_records, load_text_documents, mirror_files
 from .checkpoint import load_model
 from .generate import Engine
-from .evaluate import BASE_PROMPTS, CHAT_PROMPTS, gsm8k_eval, qualitative_samples
+from .evaluate import BASE_PROMPTS, CHAT_PROMPTS, CI_METHOD, gsm8k_eval, qualitative_samples, wilson_interval
 from .perplexity import encode_prefix, load_hf_causal_lm, perplexity_eval, plot_sink_test, sink_stream_eval
 from .attention import attention_report, sink_ablation
 from .synth_math import synth_gsm
+from .splits import question_hash, record_evaluated
 
 # %% auto #0
-__all__ = ['ROWS', 'EvalData', 'load_eval_data', 'wikitext_ppl', 'evaluate_checkpoint', 'sink_test', 'inference_ok',
-           'verifier_em', 'comparison_table', 'write_table', 'reference_eval', 'compare_sink_twin', 'run_evaluate']
+__all__ = ['EM_KEYS', 'ROWS', 'SCORE_PREFIXES', 'EvalData', 'load_eval_data', 'wikitext_ppl', 'em_scores', 'evaluate_checkpoint',
+           'sink_test', 'inference_ok', 'verifier_em', 'verifier_em_ci', 'comparison_table', 'write_table',
+           'reference_eval', 'compare_sink_twin', 'run_evaluate']
 
 # %% ../nbs/10b_eval_stage.ipynb #595a1f48
 @dataclass
@@ -75,6 +77,13 @@ def wikitext_ppl(engine, p: Preset, data: EvalData) -> dict:
     return perplexity_eval(engine.model, engine.tok, data.ppl_text, seq_len=engine.context_len, stride=p.eval.ppl_stride or None,
                            max_tokens=p.eval.ppl_max_tokens, dtype=engine.dtype)
 
+EM_KEYS = {"em_strict": "em", "em_flexible": "em_flexible", "em_numeric": "em_numeric"}
+
+def em_scores(g: dict, prefix: str) -> dict:
+    """The exact-match scores of a `gsm8k_eval` result under the results-JSON names, each with its 95% interval:
+    `{prefix}_em` (lm-eval strict-match, the headline), `{prefix}_em_flexible`, `{prefix}_em_numeric` (lenient) and `..._ci`."""
+    return {f"{prefix}_{name}{ci}": g[f"{key}{ci}"] for key, name in EM_KEYS.items() for ci in ("", "_ci")}
+
 def evaluate_checkpoint(engine, stage: str, p: Preset, data: EvalData, checkpoint="") -> tuple[dict, list]:
     "Perplexity/bpb and GSM8K of one model: (summary for `{stage}_eval.json`, per-problem records)."
     t0, ev, chat = time.time(), p.eval, stage != "base"
@@ -87,12 +96,12 @@ def evaluate_checkpoint(engine, stage: str, p: Preset, data: EvalData, checkpoin
     if data.synth:   # the same protocol, greedy only, on problems a small model can solve
         s = gsm8k_eval(engine, data.synth, exemplars=None if chat else data.exemplars, max_new_tokens=ev.max_new_tokens,
                        calculator=ev.calculator, batch_size=ev.batch_size)
-        synth = {"synth_em": s["em_strict"], "synth_em_flexible": s["em_flexible"], "synth_subset": s["n_problems"]}
+        synth = {**em_scores(s, "synth"), "synth_subset": s["n_problems"]}
     res = {"stage": stage, "checkpoint": str(checkpoint), "preset": p.name, "data": data.sources,
            "ppl": ppl["ppl"], "bpb": ppl["bpb"], "unigram_ppl": ppl["unigram_ppl"], "unigram_bpb": ppl["unigram_bpb"],
-           "gsm8k_em": g["em_strict"], "gsm8k_em_flexible": g["em_flexible"],
-           **{k: v for k, v in g.items() if k.startswith(("pass@", "maj@"))},
-           "gsm8k_subset": g["n_problems"], **synth, "perplexity": ppl, "gsm8k": g, "wall_s": round(time.time() - t0, 2)}
+           **em_scores(g, "gsm8k"), **{k: v for k, v in g.items() if k.startswith(("pass@", "maj@"))},
+           "gsm8k_subset": g["n_problems"], **synth, "ci_method": CI_METHOD, "scoring": g["scoring"],
+           "perplexity": ppl, "gsm8k": g, "wall_s": round(time.time() - t0, 2)}
     return res, records
 
 def sink_test(engine, p: Preset, data: EvalData, out_dir, checkpoint="", name="sink_test") -> dict:
@@ -137,12 +146,13 @@ def inference_ok(ckpt, p: Preset, data: EvalData, stage: str = "") -> dict:
             "device": rt.device, "dtype": str(engine.dtype).replace("torch.", ""), "torch": torch.__version__,
             "params_m": round(sum(x.numel() for x in engine.model.parameters()) / 1e6, 2), "load_s": round(load_s, 2),
             "generation": {"prompt": prompt, "completion": ids["completion"]},
-            "gsm8k_batch": {"problems": len(problems), "em_strict": g["em_strict"], "tokens_per_s": g["tokens_per_s"]},
+            "gsm8k_batch": {"problems": len(problems), "em_strict": g["em_strict"], "em_strict_ci": g["em_strict_ci"], "tokens_per_s": g["tokens_per_s"]},
             "peak_memory_gb": round(peak, 3), "memory_measure": how, "budget_gb": ev.memory_budget_gb,
             "fits_budget": peak <= ev.memory_budget_gb, "wall_s": round(time.time() - t0, 2)}
 
 # %% ../nbs/10b_eval_stage.ipynb #8d5e83d3
 ROWS = (("base", "Base"), ("sft", "SFT"), ("dpo", "DPO"))
+SCORE_PREFIXES = ("gsm8k_em", "pass@", "maj@")   # the table's GSM8K columns (each with its `_ci`)
 
 def verifier_em(v: dict) -> float | None:
     "The reranked exact match in a `verifier_eval.json`."
@@ -153,30 +163,41 @@ def verifier_em(v: dict) -> float | None:
         if "verifier" in m and ("top" in m or "best" in m) and isinstance(r.get("em"), (int, float)): return float(r["em"])
     return None
 
+def verifier_em_ci(v: dict, em: float | None) -> list[float] | None:
+    "The 95% interval of the reranked EM: the file's `verifier_em_ci`, else Wilson's over its `test.problems` (EM is 0/1 per problem)."
+    if isinstance(v.get("verifier_em_ci"), list): return v["verifier_em_ci"]
+    n = (v.get("test") or {}).get("problems")
+    return wilson_interval(round(em * n), n) if em is not None and isinstance(n, int) and n > 0 else None
+
 def comparison_table(paths: RunPaths) -> list[dict]:
-    "Rows of `comparison_table.csv` from the result files present."
+    "Rows of `comparison_table.csv` from the result files present; every EM, pass@k and maj@k with its `_ci` = [lo, hi]."
     rows, last = [], None
     for stage, label in ROWS + (("gpt2", "GPT-2 (reference)"),):
         f = paths.result(f"{stage}_eval.json")
         if not f.exists(): continue
         r = read_json(f)
         rows.append({"model": label, "ppl": r.get("ppl"), "bpb": r.get("bpb"), "unigram_bpb": r.get("unigram_bpb"),
-                     "gsm8k_em": r.get("gsm8k_em"), "gsm8k_em_flexible": r.get("gsm8k_em_flexible"),
-                     **{k: v for k, v in r.items() if k.startswith(("pass@", "maj@"))}, "verifier_em": None,
-                     "gsm8k_subset": r.get("gsm8k_subset"), "synth_em": r.get("synth_em")})
+                     **{k: v for k, v in r.items() if k.startswith(SCORE_PREFIXES)}, "verifier_em": None, "verifier_em_ci": None,
+                     "gsm8k_subset": r.get("gsm8k_subset"), "synth_em": r.get("synth_em"), "synth_em_ci": r.get("synth_em_ci")})
         if stage != "gpt2": last = len(rows)
     vf = paths.result("verifier_eval.json")
     if vf.exists() and last is not None:
-        em = verifier_em(read_json(vf))
+        v = read_json(vf)
+        em = verifier_em(v)
+        ci = verifier_em_ci(v, em)
         # reranked answers are read with the flexible (last-number) filter, like pass@k and maj@k: compare with that column
-        rows.insert(last, {"model": "+Verifier", "gsm8k_em_flexible": em, "verifier_em": em})
+        rows.insert(last, {"model": "+Verifier", "gsm8k_em_flexible": em, "gsm8k_em_flexible_ci": ci, "verifier_em": em, "verifier_em_ci": ci})
     return rows
 
 def write_table(rows, path):
+    "Write `rows` as CSV (atomically); an interval `[lo, hi]` becomes the cell `[lo, hi]` with 4 decimals."
     cols = list(dict.fromkeys(k for r in rows for k in r))
+    cell = lambda v: json.dumps([round(x, 4) for x in v]) if isinstance(v, list) else v
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rows)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows({k: cell(v) for k, v in r.items()} for r in rows)
+    os.replace(tmp, path)
     return path
 
 # %% ../nbs/10b_eval_stage.ipynb #dce46a45
@@ -201,8 +222,8 @@ def reference_eval(name: str, p: Preset, data: EvalData, chars: int | None = Non
                    batch_size=ev.batch_size)
     g.pop("records")
     return {"stage": "gpt2", "checkpoint": name, "model": note, "preset": p.name, "data": data.sources,
-            "ppl": ppl["ppl"], "bpb": ppl["bpb"], "unigram_bpb": ppl["unigram_bpb"], "gsm8k_em": g["em_strict"],
-            "gsm8k_em_flexible": g["em_flexible"], "gsm8k_subset": g["n_problems"], "perplexity": ppl, "gsm8k": g,
+            "ppl": ppl["ppl"], "bpb": ppl["bpb"], "unigram_bpb": ppl["unigram_bpb"], **em_scores(g, "gsm8k"),
+            "gsm8k_subset": g["n_problems"], "ci_method": CI_METHOD, "scoring": g["scoring"], "perplexity": ppl, "gsm8k": g,
             "note": "greedy only, no calculator; perplexity on the same text as our models", "wall_s": round(time.time() - t0, 2)}, note
 
 
@@ -225,7 +246,10 @@ def run_evaluate(preset, run_dir, overrides=None, data: EvalData | None = None, 
         ckpts = {"base": Path(p.base_checkpoint), **ckpts}
     if not ckpts: raise FileNotFoundError(f"{paths.root / 'checkpoints'}: no base, sft or dpo checkpoint to evaluate")
     data = data or load_eval_data(p)
-    summary, samples, chars, attn_models = {"preset": p.name, "evaluated": list(ckpts), "device": rt.device}, {}, None, {}
+    # the run record: the problems behind the headline numbers, checked disjoint from every set the run trained on
+    held = {"gsm8k": record_evaluated(paths, "eval/gsm8k", "gsm8k/test", [question_hash(r["question"]) for r in data.gsm8k])}
+    if data.synth: held["gsm_synth"] = record_evaluated(paths, "eval/gsm_synth", "gsm_synth/test", [question_hash(r["question"]) for r in data.synth])
+    summary, samples, chars, attn_models = {"preset": p.name, "evaluated": list(ckpts), "device": rt.device, "heldout": held}, {}, None, {}
     streams, evals = {}, {}
     for stage, ckpt in ckpts.items():
         engine = _engine(ckpt, rt)
@@ -239,7 +263,7 @@ def run_evaluate(preset, run_dir, overrides=None, data: EvalData | None = None, 
         if stage == next(iter(ckpts)):
             streams[stage], evals[stage] = sink_test(engine, p, data, paths.results, ckpt), res
             summary["sink_test"] = streams[stage]["summary"]
-        summary[stage] = {k: res[k] for k in ("ppl", "bpb", "gsm8k_em", "gsm8k_em_flexible", "synth_em", "wall_s") if k in res}
+        summary[stage] = {k: res[k] for k in ("ppl", "bpb", "gsm8k_em", "gsm8k_em_ci", "gsm8k_em_flexible", "synth_em", "synth_em_ci", "wall_s") if k in res}
         attn_models[stage] = (engine.model, engine.tok)
         del engine; gc.collect()
     write_json(paths.result("samples.json"), samples)

@@ -9,11 +9,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
+try: from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
+except ImportError: BlockMask = create_block_mask = flex_attention = None   # torch < 2.5: packed rows use the dense mask
 from .config import ModelConfig
 
 # %% auto #0
-__all__ = ['rope_angles', 'apply_rope', 'KVCache', 'RMSNorm', 'Attention', 'SwiGLU', 'Block', 'ModernDecoderLM', 'num_params',
-           'flops_per_token', 'estimate_memory_gb']
+__all__ = ['rope_angles', 'apply_rope', 'KVCache', 'RMSNorm', 'document_block_mask', 'Attention', 'SwiGLU', 'Block',
+           'linear_cross_entropy', 'ModernDecoderLM', 'num_params', 'flops_per_token', 'estimate_memory_gb']
 
 # %% ../nbs/03_model.ipynb #d2593c12
 def rope_angles(positions: torch.Tensor, head_dim: int, theta: float):
@@ -58,6 +60,13 @@ class KVCache:
         self.len += T; self.seen += T
         return sl
 
+    def update(self, layer: int, k, v, slots):
+        """Write this step's rotated keys and values [B, H_kv, T, head_dim] into `slots` of `layer`; return the layer's
+        cached keys and values [B, H_kv, len, head_dim]. (Hugging Face's `Cache.update`; the engine's static cache
+        overrides it to write at a per-row slot.)"""
+        self.k[layer, :, :, slots], self.v[layer, :, :, slots] = k.to(self.k.dtype), v.to(self.v.dtype)
+        return self.k[layer, :, :, :self.len], self.v[layer, :, :, :self.len]
+
     def key_positions(self):
         "Positions used to rotate keys: absolute positions, or slot indices when streaming."
         if self.streaming: return torch.arange(self.len, device=self.pos.device).expand(self.pos.shape[0], -1)
@@ -69,6 +78,25 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
     def forward(self, x): return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+_compiled_flex = None
+def _flex(device):
+    "FlexAttention, compiled on CUDA (uncompiled it materialises the scores), eager elsewhere (CPU: forward only)."
+    global _compiled_flex
+    if device.type != "cuda": return flex_attention
+    if _compiled_flex is None: _compiled_flex = torch.compile(flex_attention, dynamic=False)
+    return _compiled_flex
+
+@torch.compiler.disable   # built eagerly once per forward (shared by every layer), also inside a compiled model
+def document_block_mask(segment_ids: torch.Tensor, sink: bool):
+    """FlexAttention `BlockMask` for packed rows: query t sees earlier rows of its own segment, plus key 0 when `sink`
+    (the keys are then `[sink, x_0 .. x_{T-1}]`). segment_ids [B, T] int; equals `ModernDecoderLM._mask` for packed rows."""
+    B, T = segment_ids.shape
+    off = int(sink)
+    def mask_mod(b, h, q, kv):
+        k = kv - off
+        return (kv < off) | ((k <= q) & (segment_ids[b, q] == segment_ids[b, k.clamp(min=0)]))
+    return create_block_mask(mask_mod, B, None, T, T + off, device=segment_ids.device)
 
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -85,7 +113,8 @@ class Attention(nn.Module):
             self.sink_v = nn.Parameter(torch.zeros(cfg.n_kv_heads, hd))
 
     def forward(self, x, rope, mask=None, cache=None, layer=0, slots=None, return_attn=False):
-        "x [B,T,C]; rope = (cos, sin) for the queries; mask [B,1,T,S] bool (True = may attend) or None for plain causal."
+        """x [B,T,C]; rope = (cos, sin) for the queries; mask: [B,1,T,S] bool (True = may attend), a FlexAttention
+        `BlockMask` over the keys (sink first), or None for plain causal attention (no mask reaches the kernel)."""
         B, T, _ = x.shape
         cfg, hd = self.cfg, self.cfg.head_dim
         q = self.q_norm(self.wq(x).view(B, T, cfg.n_heads, hd).transpose(1, 2))
@@ -97,9 +126,7 @@ class Attention(nn.Module):
             cache.k[layer, :, :, slots], cache.v[layer, :, :, slots] = k.to(cache.k.dtype), v.to(cache.v.dtype)
             kc, ks = rope_angles(cache.key_positions(), hd, cfg.rope_theta)
             k, v = apply_rope(cache.k[layer, :, :, :cache.len], kc.to(q.dtype), ks.to(q.dtype)), cache.v[layer, :, :, :cache.len]
-        else:
-            cache.k[layer, :, :, slots], cache.v[layer, :, :, slots] = apply_rope(k, *rope).to(cache.k.dtype), v.to(cache.v.dtype)
-            k, v = cache.k[layer, :, :, :cache.len], cache.v[layer, :, :, :cache.len]
+        else: k, v = cache.update(layer, apply_rope(k, *rope), v, slots)
         k, v = k.to(q.dtype), v.to(q.dtype)
         if cfg.sink:
             k = torch.cat([self.sink_k.to(q.dtype).expand(B, -1, -1)[:, :, None], k], dim=2)
@@ -111,6 +138,12 @@ class Attention(nn.Module):
             if mask is None: mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - T)
             p = s.masked_fill(~mask, float("-inf")).softmax(-1)
             y = p.to(vr.dtype) @ vr
+        elif BlockMask is not None and isinstance(mask, BlockMask):
+            y, p = _flex(x.device)(q, k, v, block_mask=mask, enable_gqa=cfg.n_kv_heads != cfg.n_heads), None
+        elif mask is None and cfg.sink and cache is None:  # sink + dummy query row: the plain causal kernel, no mask
+            q = torch.cat([q.new_zeros(B, cfg.n_heads, 1, hd), q], dim=2)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=cfg.n_kv_heads != cfg.n_heads)[:, :, 1:]
+            p = None
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                                enable_gqa=cfg.n_kv_heads != cfg.n_heads)
@@ -135,6 +168,57 @@ class Block(nn.Module):
         a, p = self.attn(self.attn_norm(x), rope, mask, cache, layer, slots, return_attn)
         x = x + a
         return x + self.mlp(self.mlp_norm(x)), p
+
+# %% ../nbs/03_model.ipynb #b2d4f6a8
+class _LinearCrossEntropy(torch.autograd.Function):
+    "Summed cross-entropy of `h @ weight.T` against `targets`; gradients computed chunk by chunk in the forward pass."
+    @staticmethod
+    def forward(ctx, h, weight, targets, chunk_rows, need_h, need_w):
+        dev = h.device.type
+        dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else weight.dtype
+        acc = torch.promote_types(dt, torch.float32)       # softmax and sums: fp32 at least
+        hm, wm = h.to(dt), weight.to(dt)                   # the head's matmul dtype (autocast's), cast once
+        total = torch.zeros((), device=h.device, dtype=acc)
+        gh = torch.empty_like(h) if need_h else None
+        gw = torch.zeros(weight.shape, device=weight.device, dtype=acc) if need_w else None
+        for s in range(0, h.shape[0], chunk_rows):
+            hc, tc = hm[s:s + chunk_rows], targets[s:s + chunk_rows]
+            logits = (hc @ wm.t()).to(acc)                 # [n, vocab]: one chunk at a time
+            valid = tc != -100
+            tgt = torch.where(valid, tc, 0)[:, None]
+            lse = logits.logsumexp(-1)
+            total = total + ((lse - logits.gather(1, tgt).squeeze(1)) * valid).sum()
+            if need_h or need_w:
+                g = (logits - lse[:, None]).exp_()          # softmax ...
+                g.scatter_add_(1, tgt, -torch.ones_like(g[:, :1]))   # ... minus the one-hot target
+                g = (g * valid[:, None]).to(dt)
+                if need_h: gh[s:s + chunk_rows] = (g @ wm).to(h.dtype)
+                if need_w: gw += (g.t() @ hc).to(acc)
+        ctx.save_for_backward(*(t for t in (gh, gw) if t is not None))
+        ctx.need, ctx.w_dtype = (need_h, need_w), weight.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        saved, (need_h, need_w) = list(ctx.saved_tensors), ctx.need
+        gh = gw = None
+        if need_h: gh = saved.pop(0); gh = gh * grad_total.to(gh.dtype)
+        if need_w: gw = (saved.pop(0) * grad_total).to(ctx.w_dtype)
+        return gh, gw, None, None, None, None
+
+def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
+    """Cross-entropy of the logits `h @ weight.T` (h [..., d], weight [vocab, d]) against `targets` [...] (-100 =
+    ignored), without materialising the logits: equals `F.cross_entropy(F.linear(h, weight).float().flatten(0, -2),
+    targets.flatten(), ignore_index=-100, reduction=reduction)` in value and gradient (under autocast the matmuls run
+    in its dtype, the softmax in fp32). "mean" of no counted target is NaN, as in `F.cross_entropy`.
+    Raises ValueError for another `reduction`."""
+    if reduction not in ("mean", "sum"): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    h2, t = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
+    chunk_rows = max(1, math.ceil(h2.shape[0] / math.ceil(weight.shape[0] / weight.shape[1])))  # chunk logits ~ size of h
+    grad = torch.is_grad_enabled()
+    total = _LinearCrossEntropy.apply(h2, weight, t, chunk_rows, grad and h2.requires_grad, grad and weight.requires_grad)
+    return total if reduction == "sum" else total / (t != -100).sum()
+
 
 # %% ../nbs/03_model.ipynb #c01b2dd2
 class ModernDecoderLM(nn.Module):
@@ -164,7 +248,10 @@ class ModernDecoderLM(nn.Module):
         return m[:, None]
 
     def forward(self, idx, targets=None, *, positions=None, segment_ids=None, token_mask=None, cache=None,
-                last_only=False, return_attn=False):
+                last_only=False, return_attn=False, reduction="mean"):
+        """idx [B, T] token ids -> `(logits [B, T, vocab], None)`, or with `targets` [B, T] (-100 = ignored)
+        `(None, loss)`: the next-token cross-entropy (`reduction` "mean" over the counted targets, or "sum"), computed
+        in chunks so the [B, T, vocab] logits are never materialised. With `return_attn` a third item: per-layer probabilities."""
         B, T = idx.shape
         start = cache.seen if cache is not None else 0
         if positions is None: positions = torch.arange(start, start + T, device=idx.device).expand(B, T)
@@ -174,7 +261,10 @@ class ModernDecoderLM(nn.Module):
             slots = cache.reserve(positions, torch.ones_like(idx, dtype=torch.bool) if token_mask is None else token_mask)
             qpos = positions if not cache.streaming else torch.arange(slots.start, slots.stop, device=idx.device).expand(B, T)
             mask = self._mask(qpos, cache.key_positions(), kvalid=cache.valid[:, :cache.len])
-        elif segment_ids is not None or token_mask is not None or self.cfg.sink or return_attn:
+        elif (segment_ids is not None and token_mask is None and not return_attn and idx.is_cuda
+              and create_block_mask is not None):
+            mask = document_block_mask(segment_ids, self.cfg.sink)
+        elif segment_ids is not None or token_mask is not None or return_attn:
             mask = self._mask(positions if segment_ids is None else torch.arange(T, device=idx.device).expand(B, T),
                               torch.arange(T, device=idx.device).expand(B, T) if segment_ids is not None else positions,
                               segment_ids, segment_ids, token_mask)
@@ -188,10 +278,8 @@ class ModernDecoderLM(nn.Module):
                 x, p = blk(x, rope, mask, cache, i, slots, return_attn)
             attns.append(p)
         x = self.norm(x[:, -1:] if last_only else x)
-        logits = self.lm_head(x)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
+        if targets is None: logits, loss = self.lm_head(x), None
+        else: logits, loss = None, linear_cross_entropy(x, self.lm_head.weight, targets, reduction)
         return (logits, loss, attns) if return_attn else (logits, loss)
 
 # %% ../nbs/03_model.ipynb #67033c69
@@ -216,7 +304,7 @@ def estimate_memory_gb(cfg: ModelConfig, micro_batch: int, seq_len: int, checkpo
     states = 16 * n
     act_layer = (2 if checkpointing else 34 / 2 * bytes_act) * T * B * d
     acts = L * act_layer + (34 / 2 * bytes_act * T * B * d if checkpointing else 0)
-    logits = 3 * 4 * B * T * cfg.vocab_size
+    logits = 3 * 4 * B * T * d + 4 * cfg.vocab_size * d   # chunked loss: chunk logits ~ hidden size, dh, fp32 head grad
     kv = 2 * L * cfg.n_kv_heads * cfg.head_dim * T * B * bytes_act
     gb = 1024 ** 3
     return {"train_gb": round((states + acts + logits) / gb, 3), "inference_gb": round((2 * n + kv + 4 * B * cfg.vocab_size) / gb, 3)}

@@ -4,17 +4,18 @@
 
 # %% ../nbs/12a_speedrun.ipynb #b4f21083
 from __future__ import annotations
-import difflib, os, shlex, shutil, time
+import difflib, os, shlex, shutil, time, warnings
 from dataclasses import asdict
 from pathlib import Path
 from .config import PresetError, load_preset, preset_to_dict, repo_root, save_preset
-from .runs import STAGES, RunPaths, read_json, write_env, write_json
+from .errors import CheckpointError, RunError, user_error_names
+from .runs import STAGES, RunLock, RunPaths, check_run_dir, check_run_id, read_json, write_env, write_json
 
 # %% auto #0
 __all__ = ['STAGE_OUTPUTS', 'SINK_TWIN_OUTPUTS', 'BASE_FILES', 'default_stages_dir', 'as_list', 'missing_outputs', 'dict_diff',
-           'data_splits', 'data_fingerprints', 'new_run_id', 'link_latest', 'prepare_run', 'start_run',
-           'use_base_checkpoint', 'StageError', 'stages_file', 'read_stages', 'stage_notebook', 'run_notebook',
-           'run_stages', 'stage_table']
+           'data_splits', 'stage_data_splits', 'data_fingerprints', 'new_run_id', 'claim_run_id', 'latest_run_id',
+           'link_latest', 'record_stage_data', 'prepare_run', 'start_run', 'use_base_checkpoint', 'stages_file',
+           'read_stages', 'stage_notebook', 'run_notebook', 'run_stages', 'stage_table']
 
 # %% ../nbs/12a_speedrun.ipynb #4a488c50
 def default_stages_dir() -> Path: return repo_root() / "nbs" / "stages"
@@ -62,11 +63,21 @@ def data_splits(preset) -> list[tuple[str, str]]:
     pairs = [(c.name, c.split) for c in (*d.pretrain_mix, *d.sft_mix, *d.dpo_mix) if c.name not in GENERATED]
     return list(dict.fromkeys(pairs + [("gsm8k", "train"), ("gsm8k", "test"), ("wikitext2", preset.eval.ppl_split)]))
 
-def data_fingerprints(preset) -> dict:
-    "`{'name/split': fingerprint | 'hub:<id>' | 'unavailable: <why>'}` (an unavailable split fails in its stage, not here)."
+def stage_data_splits(preset, stage) -> list[tuple[str, str]]:
+    "The (dataset, split) pairs `stage` reads (a subset of `data_splits`; `[]` for the report and unknown stages)."
+    from modern_llm.data import GENERATED
+    d, gsm = preset.data, [("gsm8k", "train"), ("gsm8k", "test")]
+    mix = lambda m: [(c.name, c.split) for c in m if c.name not in GENERATED]
+    pairs = {"pretrain": mix(d.pretrain_mix), "sft": mix(d.sft_mix) + gsm[1:], "dpo": mix(d.dpo_mix) + gsm,
+             "verifier": gsm, "evaluate": gsm + [("wikitext2", preset.eval.ppl_split)]}.get(stage, [])
+    return list(dict.fromkeys(pairs))
+
+def data_fingerprints(preset, pairs=None) -> dict:
+    """`{'name/split': fingerprint | 'hub:<id>' | 'unavailable: <why>'}` for `pairs` (default: every pair the preset
+    reads); an unavailable split fails in its stage, not here."""
     from modern_llm import data
     out = {}
-    for name, split in data_splits(preset):
+    for name, split in (data_splits(preset) if pairs is None else pairs):
         try:
             kind, where = data.resolve_source(name, preset.data.mirror or None, preset.data.sources)
             out[f"{name}/{split}"] = f"hub:{where}" if kind == "hub" else data.fingerprint(
@@ -77,32 +88,69 @@ def data_fingerprints(preset) -> dict:
 # %% ../nbs/12a_speedrun.ipynb #17deed47
 def new_run_id(preset, now=None) -> str:
     "`YYYYmmdd-HHMMSS-<preset>`: sorts by time, names the preset."
-    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + Path(str(preset)).stem
+    return check_run_id(time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + Path(str(preset)).stem)
 
-def link_latest(run_dir) -> Path:
-    "Point `<runs>/latest` at `run_dir` (a relative symlink, replaced atomically)."
+def claim_run_id(runs_dir, preset, now=None) -> str:
+    """A new run id whose directory this call created (`os.mkdir` is atomic): two speedruns started in the same
+    second get `<id>` and `<id>-2`, never one directory."""
+    base, runs = new_run_id(preset, now), Path(runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        run_id = base if n == 1 else f"{base}-{n}"
+        try: (runs / run_id).mkdir(); return run_id
+        except FileExistsError: continue
+    raise RunError(f"{runs}: no free run id for {base}")
+
+def latest_run_id(runs_dir) -> str:
+    "The run `<runs>/latest` points at; `RunError` if there is none (or `latest` is not our symlink)."
+    link = Path(runs_dir) / "latest"
+    if not link.is_symlink(): raise RunError(f"{link}: no latest run to resume (not a symlink made by a run); pass a run id")
+    return check_run_id(Path(os.readlink(link)).name)
+
+def link_latest(run_dir) -> Path | None:
+    """Point `<runs>/latest` at `run_dir` (a relative symlink, replaced atomically). A `latest` that is not a symlink
+    is someone's file: it is left alone (with a warning) and None is returned."""
     run_dir = Path(run_dir).resolve()
     link, tmp = run_dir.parent / "latest", run_dir.parent / f".latest.{os.getpid()}"
+    if link.exists() and not link.is_symlink():
+        warnings.warn(f"{link} is not a symlink made by a run; leaving it alone (latest not updated)"); return None
     tmp.unlink(missing_ok=True); tmp.symlink_to(run_dir.name); os.replace(tmp, link)
     return link
 
+def record_stage_data(run_dir, preset, stage) -> dict:
+    """Update `env.json` (git, environment, fingerprints of the data `stage` reads) as `stage` starts: provenance
+    changes when a stage runs, and only for the data it reads. Returns the fingerprints that changed."""
+    paths = RunPaths(run_dir)
+    new = data_fingerprints(preset, stage_data_splits(preset, stage))
+    old = (read_json(paths.env).get("data", {}) if paths.env.exists() else {})
+    write_env(paths, new, repo=repo_root())
+    return {k: v for k, v in new.items() if old.get(k) != v}
+
 def prepare_run(run_dir, preset, overrides=(), resume=False, fingerprints=True):
-    "Create `run_dir` with `preset.yaml` (resolved) and `env.json`; on resume, refuse a preset that changed."
-    paths, p = RunPaths(run_dir), load_preset(preset, as_list(overrides))
+    """Create `run_dir` with `preset.yaml` (resolved) and `env.json` (with every data fingerprint); on resume, refuse
+    a preset that changed and leave `env.json` as it is (a stage that runs records its data: `record_stage_data`)."""
+    paths, p = RunPaths(check_run_dir(run_dir)), load_preset(preset, as_list(overrides))
+    from modern_llm.checkpoint import clean_leftovers   # what a kill mid-publish left: restore or remove it now
+    for d in [paths.root / "checkpoints", *sorted((paths.root / "train").glob("*"))]:
+        for line in clean_leftovers(d): warnings.warn(f"a killed save left leftovers: {line}")
     if paths.preset.exists():
-        if not resume: raise FileExistsError(f"{paths.root} already holds a run (preset.yaml); resume it or choose another run_id")
+        if not resume: raise RunError(f"{paths.root} already holds a run (preset.yaml); resume it or choose another run_id")
         diff = dict_diff(preset_to_dict(load_preset(paths.preset)), preset_to_dict(p))
         if diff: raise PresetError(f"{paths.preset}: the run was started with another preset; differing keys (recorded vs now): {'; '.join(diff)}")
+        return p
     paths.mkdirs(); save_preset(p, paths.preset)
     write_env(paths, data_fingerprints(p) if fingerprints else None, repo=repo_root())
     return p
 
 def start_run(preset, run_id="", runs_dir=None, overrides=(), resume=False) -> Path:
     """Resolve the run directory (`runs_dir` defaults to the checkout's `runs/`; `resume` with no `run_id` takes
-    `<runs>/latest`), prepare it, point `latest` at it."""
+    `<runs>/latest`; no `run_id`: a new one, `claim_run_id`), lock it for this process (`RunLock`, released at exit),
+    prepare it, point `latest` at it."""
     runs = Path(runs_dir) if runs_dir else repo_root() / "runs"
-    if not run_id: run_id = (runs / "latest").resolve().name if resume and (runs / "latest").exists() else new_run_id(preset)
+    if run_id: check_run_id(run_id)
+    else: run_id = latest_run_id(runs) if resume else claim_run_id(runs, preset)
     run_dir = (runs / run_id).resolve()
+    RunLock(run_dir).acquire()
     prepare_run(run_dir, preset, overrides, resume)
     link_latest(run_dir)
     return run_dir
@@ -117,19 +165,16 @@ def _link_or_copy(src, dst):
 def use_base_checkpoint(src, run_dir, model_cfg) -> Path:
     "Install checkpoint `src` as the run's `checkpoints/base`, refusing one whose `config.json` model differs from `model_cfg`."
     src, dst = Path(src).expanduser(), RunPaths(run_dir).checkpoint("base")
+    from modern_llm.checkpoint import atomic_dir, check_model_config
     lacking = [f for f in BASE_FILES if not (src / f).exists()]
-    if lacking: raise FileNotFoundError(f"base_checkpoint {src}: missing {', '.join(lacking)}")
-    diff = dict_diff(read_json(src / "config.json").get("model", {}), asdict(model_cfg))
-    if diff: raise PresetError(f"base_checkpoint {src}: its config.json 'model' differs from the preset's model section "
-                               f"(checkpoint vs preset): {'; '.join(diff)}")
-    if dst.exists(): shutil.rmtree(dst)
-    dst.mkdir(parents=True)
-    for f in BASE_FILES: _link_or_copy(src / f, dst / f)
+    if lacking: raise CheckpointError(f"base_checkpoint {src}: missing {', '.join(lacking)}")
+    check_model_config(src, model_cfg, f"base_checkpoint {src}")
+    with atomic_dir(dst) as tmp:       # the previous checkpoints/base stays loadable until the new one is whole
+        for f in BASE_FILES: _link_or_copy(src / f, tmp / f)
     return dst
 
 # %% ../nbs/12a_speedrun.ipynb #16d6b3b1
-class StageError(RuntimeError):
-    "A stage failed; the message names the stage and its saved notebook."
+from .errors import StageError   # one hierarchy of user errors (00b_errors); importable from here too
 
 def stages_file(run_dir) -> Path: return Path(run_dir) / "stages.json"
 
@@ -157,9 +202,11 @@ def stage_notebook(stage, stages_dir) -> tuple[str, Path]:
 def run_notebook(nb, out, parameters, cwd=None, log_file=None):
     "Execute `nb` into `out` with papermill (kernel `python3`); raises papermill's `PapermillExecutionError` on failure."
     import papermill as pm
-    with open(log_file or os.devnull, "w") as log:
+    from modern_llm.progress import QUIET_KERNEL
+    with open(log_file or os.devnull, "w", buffering=1) as log:   # line-buffered: `tail -f` shows each line as it comes
         pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name="python3", progress_bar=False,
-                            cwd=None if cwd is None else str(cwd), stdout_file=log, stderr_file=log)
+                            cwd=None if cwd is None else str(cwd), stdout_file=log, stderr_file=log,
+                            extra_arguments=QUIET_KERNEL)
 
 def _now(): return time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -168,10 +215,14 @@ def run_stages(run_dir, stages=STAGES, stages_dir=None, resume=False, extra_para
     first stage that runs (the stages after it read its new outputs, so they run too). A failing stage is recorded
     and raises `StageError`; later stages do not run."""
     paths = RunPaths(Path(run_dir).resolve())
+    RunLock(paths.root).acquire()      # held until this process exits (a no-op when start_run took it)
     preset = load_preset(paths.preset)
     todo = [stage_notebook(s, stages_dir or default_stages_dir()) for s in as_list(stages)]  # every name checked first
+    from modern_llm.progress import StageWatch, plan_lines, stage_estimates   # live progress (12b_progress)
+    est, basis = stage_estimates(preset, [n for n, _ in todo])
+    for line in plan_lines(est, basis): log(line)
     done, ran = [], False
-    for name, nb in todo:
+    for i, (name, nb) in enumerate(todo):
         out = paths.notebooks / f"{name}.ipynb"
         prior = read_stages(paths.root)["stages"].get(name, {})
         complete = not missing_outputs(paths.root, name, preset) if name in STAGE_OUTPUTS else prior.get("status") == "done"
@@ -188,14 +239,19 @@ def run_stages(run_dir, stages=STAGES, stages_dir=None, resume=False, extra_para
         try:
             if linking: use_base_checkpoint(preset.base_checkpoint, paths.root, preset.model)
             else:
+                changed = record_stage_data(paths.root, preset, name)
+                if changed and prior: log(f"[{name}] its data changed since it last ran: {', '.join(sorted(changed))}")
                 params = dict(preset=str(paths.preset), run_dir=str(paths.root), overrides=[], resume=bool(resume), **(extra_params or {}))
-                run_notebook(nb, out, params, cwd=repo_root(), log_file=out.with_suffix(".log"))
+                with StageWatch(paths.root, name, [est[n] for n, _ in todo[i:]], log=log):
+                    run_notebook(nb, out, params, cwd=repo_root(), log_file=out.with_suffix(".log"))
             lacking = missing_outputs(paths.root, name, preset)
             if lacking: raise RuntimeError(f"finished without writing {', '.join(lacking)}")
+        except KeyboardInterrupt:   # the kernel was interrupted (Jupyter's stop button); Ctrl-C in speedrun.sh: 12b_progress
+            _record(paths.root, name, status="interrupted", wall_s=round(time.time() - t0, 2), finished=_now()); raise
         except Exception as e:
             err, wall = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}", time.time() - t0
             _record(paths.root, name, status="failed", wall_s=round(wall, 2), finished=_now(), error=err)
-            where = "" if linking else f"\n  its executed notebook (with the error): {out}"
+            where = "" if linking else f" (the executed notebook, with the traceback: {out})"
             raise StageError(f"stage '{name}' failed after {wall:.0f} s: {err}{where}") from None
         done.append(_record(paths.root, name, status="done", wall_s=round(time.time() - t0, 2), finished=_now()))
         log(f"[{name}] done in {time.time() - t0:.1f} s")

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from .tokenizer import token_byte_lengths
 
 # %% auto #0
 __all__ = ['sliding_nll', 'unigram_nll', 'encode_prefix', 'perplexity_eval', 'sink_stream_eval', 'plot_sink_test', 'HFTokenizer',
@@ -53,23 +54,37 @@ def unigram_nll(ids, vocab_size: int) -> float:
     return float(-(counts / counts.sum()).log()[ids].mean())
 
 # %% ../nbs/10a_perplexity.ipynb #059c1d9b
+def _safe_cut(text: str, at: int) -> int | None:
+    "The first index >= `at` holding a newline that follows a non-space (no token spans it), or None."
+    j = text.find("\n", max(at, 1))
+    while j != -1 and text[j - 1].isspace(): j = text.find("\n", j + 1)
+    return None if j == -1 else j
+
 def encode_prefix(tok, text: str, n_tokens: int) -> list[int]:
-    "The first `n_tokens` tokens of `text` (all if 0), encoding only a prefix of a long text."
+    "Exactly `tok.encode(text)[:n_tokens]` (all tokens if 0), encoding only a safely cut prefix of a long text."
     if not n_tokens: return tok.encode(text)
-    ids = tok.encode(text[:32 * n_tokens])   # no token is 32 characters long on average
-    if len(ids) < n_tokens and len(text) > 32 * n_tokens: ids = tok.encode(text)
-    return ids[:n_tokens]
+    at = 8 * n_tokens
+    while (cut := _safe_cut(text, at)) is not None:
+        ids = tok.encode(text[:cut])
+        if len(ids) >= n_tokens: return ids[:n_tokens]
+        at = 4 * cut
+    return tok.encode(text)[:n_tokens]
 
 def perplexity_eval(model, tok, text: str, seq_len: int, stride: int | None = None, max_tokens: int = 0,
                     batch_size: int | None = None, dtype=None) -> dict:
-    "Perplexity and bits per byte of `text` (its first `max_tokens` tokens if > 0), plus the unigram baseline."
+    """Perplexity and bits per byte of `text` (its first `max_tokens` tokens if > 0), plus the unigram baseline.
+    `bytes`: the whole text's UTF-8 bytes, or with `max_tokens` the scored tokens' own bytes, which needs a byte-level BPE
+    with a `.tk` (`Tokenizer`, `HFTokenizer` of GPT-2; `tokenizer.token_byte_lengths` raises ValueError otherwise);
+    `chars`: the whole characters they cover. Raises ValueError if the text encodes to no tokens."""
     ids = encode_prefix(tok, text, max_tokens)
     if not ids: raise ValueError("perplexity_eval: the text encodes to no tokens")
-    if max_tokens: text = tok.decode(ids)
-    nbytes, stride = len(text.encode("utf-8")), stride or max(1, seq_len // 2)
+    raw = text.encode("utf-8")
+    nbytes = sum(map(token_byte_lengths(tok.tk).__getitem__, ids)) if max_tokens else len(raw)
+    chars = len(raw[:nbytes].decode("utf-8", errors="ignore"))
+    stride = stride or max(1, seq_len // 2)
     nll = sliding_nll(model, [tok.eos_id] + ids, seq_len, stride, batch_size, dtype)
     total, n, uni = float(nll.double().sum()), len(ids), unigram_nll(ids, tok.vocab_size)
-    return {"tokens": n, "bytes": nbytes, "chars": len(text), "bytes_per_token": nbytes / n, "seq_len": seq_len,
+    return {"tokens": n, "bytes": nbytes, "chars": chars, "bytes_per_token": nbytes / n, "seq_len": seq_len,
             "stride": stride, "nll": total / n, "ppl": math.exp(total / n), "bits_per_token": total / n / math.log(2),
             "bpb": total / (math.log(2) * nbytes), "unigram_nll": uni, "unigram_ppl": math.exp(uni),
             "unigram_bpb": uni * n / (math.log(2) * nbytes)}
@@ -110,14 +125,16 @@ def plot_sink_test(res: dict, path=None):
     ax.set(xlabel="token position", ylabel=f"NLL (nats), mean of last {max(1, res['train_ctx'] // 4)}",
            title="Streaming past the training context")
     ax.legend(fontsize=8); fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120)
+    if path is not None:
+        from modern_llm.runs import save_figure   # atomic
+        save_figure(fig, path, dpi=120)
     return fig
 
 # %% ../nbs/10a_perplexity.ipynb #6233b378
 class HFTokenizer:
     "Our tokenizer interface over a `transformers` tokenizer."
     def __init__(self, hf_tok):
-        self.hf = hf_tok
+        self.hf, self.tk = hf_tok, hf_tok.backend_tokenizer   # `tk`: the `tokenizers.Tokenizer` (byte lengths)
         eos = hf_tok.eos_token_id
         if eos is None: raise ValueError("HFTokenizer: the tokenizer has no eos token")
         self.eos_id = self.end_id = eos

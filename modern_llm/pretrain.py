@@ -8,14 +8,16 @@ import dataclasses, logging, math, time, warnings
 import torch
 import torch.distributed as dist
 from .config import Preset, load_preset, save_preset
+from .errors import CheckpointError, PresetError
 from .runtime import resolve_runtime
 from .data import load_text_documents, mirror_files, resolve_source, fingerprint
-from .tokenizer import Tokenizer, train_tokenizer
+from .tokenizer import Tokenizer, train_tokenizer, token_byte_lengths
 from .shards import TokenShards, corpus_split, build_shards, plan_epochs, BatchLoader, eval_windows
 from .model import ModernDecoderLM, num_params, flops_per_token
 from .runs import RunPaths, write_json, write_env
 from .checkpoint import export_model
 from .trainer import Trainer, lm_loss, grad_accum_steps, init_distributed, device_name
+from .autobatch import resolve_auto_micro_batch
 
 log = logging.getLogger("modern_llm")
 
@@ -37,13 +39,16 @@ def tokenizer_texts(docs_by_corpus: dict[str, list[str]], weights: dict[str, flo
 
 # %% ../nbs/05a_pretrain.ipynb #ebd07cca
 def lm_eval_fn(windows, tok: Tokenizer):
-    "`eval_fn(model) -> {loss, ppl, bpb}` over fixed `(x, y)` windows."
-    n_tokens = sum(y.numel() for _, y in windows)
-    n_bytes = sum(len(tok.decode(row.tolist()).encode("utf-8")) for _, y in windows for row in y)
-    if n_bytes == 0: raise ValueError("validation windows decode to no text")
+    """`eval_fn(model) -> {loss, ppl, bpb}` over fixed `(x, y)` windows ([B, T] token ids; targets -100 are not scored).
+    Bits per byte divide by the UTF-8 bytes of the scored target tokens themselves (`token_byte_lengths`), so a window
+    edge inside a multi-byte character counts the bytes scored, not a decoded replacement character."""
+    n_tokens = sum(int((y != -100).sum()) for _, y in windows)
+    nbytes = torch.tensor(token_byte_lengths(tok.tk))
+    n_bytes = sum(int(nbytes[y[y != -100]].sum()) for _, y in windows)
+    if n_bytes == 0: raise ValueError("validation windows score no bytes of text")
     def eval_fn(model):
         dev = next(model.parameters()).device
-        nats = sum(model(x.to(dev), y.to(dev))[1].float().item() * y.numel() for x, y in windows) / n_tokens
+        nats = sum(model(x.to(dev), y.to(dev), reduction="sum")[1].float().item() for x, y in windows) / n_tokens
         return {"loss": nats, "ppl": math.exp(min(nats, 50.0)), "bpb": nats * n_tokens / (n_bytes * math.log(2))}
     return eval_fn
 
@@ -51,7 +56,7 @@ def lm_eval_fn(windows, tok: Tokenizer):
 def load_pretrain_docs(data) -> dict[str, list[str]]:
     "`{corpus name: documents}` for `data.pretrain_mix` (from the mirror or the hub)."
     names = [c.name for c in data.pretrain_mix]
-    if len(set(names)) != len(names): raise ValueError(f"data.pretrain_mix names a corpus twice: {names}")
+    if len(set(names)) != len(names): raise PresetError(f"data.pretrain_mix names a corpus twice: {names}")
     mirror = data.mirror or None
     return {c.name: load_text_documents(c.name, c.split, mirror=mirror, sources=data.sources, limit=c.max_examples or None)
             for c in data.pretrain_mix}
@@ -75,6 +80,8 @@ def run_pretrain(preset, run_dir, resume: bool = False, overrides=None) -> dict:
     paths, cfg, data = RunPaths(run_dir), p.train.pretrain, p.data
     rt = resolve_runtime(p.hardware)
     init_distributed(rt)
+    p, auto_batch = resolve_auto_micro_batch(p, rt)   # micro_batch_size: auto -> the largest that fits (05b_autobatch)
+    cfg = p.train.pretrain
     weights, tok_file, shard_dirs = {c.name: c.weight for c in data.pretrain_mix}, paths.root / "tokenizer.json", [None, None]
     if rt.is_main:                     # rank 0 reads the text; the other ranks only open the finished shards
         paths.mkdirs()
@@ -85,8 +92,8 @@ def run_pretrain(preset, run_dir, resume: bool = False, overrides=None) -> dict:
             train_tokenizer(tokenizer_texts(train_docs, weights, data.tokenizer_train_bytes), data.vocab_size).save(tok_file)
         tok = Tokenizer.load(tok_file)
         if tok.vocab_size != p.model.vocab_size:
-            raise ValueError(f"{tok_file}: vocab_size {tok.vocab_size} != model.vocab_size {p.model.vocab_size}; "
-                             "delete it to retrain, or use a run directory of its own for this preset")
+            raise CheckpointError(f"{tok_file}: vocab_size {tok.vocab_size} != model.vocab_size {p.model.vocab_size}; "
+                                  "delete it to retrain, or use a run directory of its own for this preset")
         shard_dirs = [str(build_shards(d, tok, paths.cache).path) for d in (train_docs, val_docs)]
         del train_docs, val_docs
     if rt.distributed: dist.broadcast_object_list(shard_dirs, src=0)
@@ -137,7 +144,8 @@ def run_pretrain(preset, run_dir, resume: bool = False, overrides=None) -> dict:
         "train_tokens": shards.token_counts, "val_tokens": val_shards.token_counts,
         "epochs_planned": planned, "epochs_seen": loader.epochs(), "data_warnings": [str(w.message) for w in caught],
         "device": device_name(rt.device), "world_size": rt.world_size, "dtype": rt.dtype, "checkpoint": str(base),
-        "sink": p.model.sink, "sink_twin": twin}
+        "sink": p.model.sink, "sink_twin": twin, "micro_batch_size": cfg.micro_batch_size, "auto_batch": auto_batch,
+        "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3) if torch.device(rt.device).type == "cuda" else None}
     write_json(paths.result("pretrain_summary.json"), summary)
     _barrier(rt)
     return summary

@@ -9,17 +9,20 @@ from dataclasses import asdict
 from pathlib import Path
 import pandas as pd
 from .config import load_preset
-from .runs import RunPaths, read_json, read_jsonl, write_json
+from .runs import RunPaths, read_json, read_jsonl, write_bytes, write_json, write_text
 
 # %% auto #0
-__all__ = ['SECTIONS', 'CURVES', 'missing_note', 'Records', 'value_str', 'fmt', 'md_table', 'flatten', 'kv_table', 'show',
-           'run_section', 'model_section', 'data_section', 'per_corpus', 'curve_series', 'curves_section',
-           'list_tables', 'figures', 'rerank_figure', 'eval_section', 'sinks_section', 'sample_rows', 'samples_section',
-           'gsm8k_section', 'cost_section', 'close_report', 'export_markdown_html', 'export_pdf', 'render_report']
+__all__ = ['SECTIONS', 'CURVES', 'REPORT_CSS', 'PDF_TABLES', 'missing_note', 'Records', 'value_str', 'fmt', 'md_table', 'flatten',
+           'kv_table', 'show', 'run_section', 'model_section', 'data_section', 'per_corpus', 'curve_series',
+           'curves_section', 'list_tables', 'figures', 'rerank_figure', 'majority_rate', 'eval_section',
+           'sinks_section', 'sample_rows', 'samples_section', 'gsm8k_section', 'cost_section', 'close_report',
+           'with_interval', 'score_table', 'eval_rows', 'headline_table', 'verdict', 'trained_line', 'headline_section',
+           'fake_run', 'export_markdown_html', 'export_pdf', 'render_report']
 
 # %% ../nbs/11_report.ipynb #9be93db6
-SECTIONS = ("Run", "Model architecture", "Data", "Training curves", "Evaluation", "Attention sinks",
-            "Sample generations", "GSM8K examples with verifier scores", "Time and cost", "Missing records")
+SECTIONS = ("Result", "Evaluation", "Training curves", "Attention sinks", "Sample generations",
+            "GSM8K examples with verifier scores", "Time and cost", "Appendix: run and environment",
+            "Appendix: model architecture", "Appendix: data", "Missing records")   # the answer first (headline_section)
 
 def missing_note(rel) -> str: return f"> missing: {rel}"
 
@@ -32,18 +35,20 @@ class Records:
         if p.exists(): return p
         if rel not in self.missing: self.missing.append(rel)
         if blocks is not None: blocks.append(missing_note(rel))
-    def json(self, rel, blocks=None):
+    def _read(self, rel, blocks, reader):
+        "`reader(path)`, or None for an absent record or an unreadable one (a user error: listed as `rel (unreadable: why)`)."
+        from modern_llm.errors import ModernLLMError
         p = self.path(rel, blocks)
-        return None if p is None else read_json(p)
+        if p is None: return None
+        try: return reader(p)
+        except (ModernLLMError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            self.missing.append(f"{rel} (unreadable: {e})")
+            if blocks is not None: blocks.append(f"> unreadable: {rel} ({e})")
+    def json(self, rel, blocks=None): return self._read(rel, blocks, read_json)
     def metrics(self, stage, blocks=None) -> pd.DataFrame | None:
-        p = self.path(f"metrics/{stage}.jsonl", blocks)
-        return None if p is None else pd.DataFrame(read_jsonl(p))
-    def csv(self, rel, blocks=None) -> pd.DataFrame | None:
-        p = self.path(rel, blocks)
-        return None if p is None else pd.read_csv(p)
-    def preset(self, blocks=None):
-        p = self.path("preset.yaml", blocks)
-        return None if p is None else load_preset(p)
+        return self._read(f"metrics/{stage}.jsonl", blocks, lambda p: pd.DataFrame(read_jsonl(p)))
+    def csv(self, rel, blocks=None) -> pd.DataFrame | None: return self._read(rel, blocks, pd.read_csv)
+    def preset(self, blocks=None): return self._read("preset.yaml", blocks, load_preset)
 
 # %% ../nbs/11_report.ipynb #cb3a5d66
 def value_str(v) -> str:
@@ -53,11 +58,12 @@ def value_str(v) -> str:
     if isinstance(v, float): return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
     return str(v)
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>$|])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>$|])")
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")   # inside a word `_` is no emphasis: x86_64 stays as is
 
 def fmt(v) -> str:
     "`value_str` made safe inside markdown (model text may hold `$`, `*`, `|`...: pandoc would read math, emphasis, cells)."
-    return _MD_SPECIAL.sub(r"\\\1", value_str(v)).replace("\n", " ")
+    return _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", value_str(v))).replace("\n", " ")
 
 def md_table(df: pd.DataFrame, index=False) -> str:
     "A pipe table from a DataFrame."
@@ -110,6 +116,7 @@ def model_section(rec: Records) -> list:
     if p is None: return blocks
     from modern_llm.model import estimate_memory_gb, flops_per_token, num_params
     m, T, mb = p.model, p.data.seq_len, p.train.pretrain.micro_batch_size
+    if mb == "auto": mb = (rec.json("results/pretrain_summary.json") or {}).get("micro_batch_size") or 1   # what the probe chose
     mem = estimate_memory_gb(m, mb, T, p.hardware.gradient_checkpointing)
     derived = {"parameters": f"{num_params(m):,}", "non-embedding parameters": f"{num_params(m, embedding=False):,}",
                "head_dim": m.head_dim, "ffn_dim": m.ffn_dim, f"training FLOPs per token (T={T})": f"{flops_per_token(m, T):.3g}",
@@ -155,8 +162,8 @@ def per_corpus(summary: dict, corpora: list[str]) -> pd.DataFrame:
 # %% ../nbs/11_report.ipynb #eef61197
 CURVES = [  # (title, stages, regular expressions for metric columns)
     ("Pretraining loss", ["pretrain"], [r"^loss$", r"^val/loss$"]),
-    ("Pretraining validation perplexity", ["pretrain"], [r"^val/ppl$"]),
-    ("Pretraining validation bits per byte", ["pretrain"], [r"^val/bpb$"]),
+    ("Validation perplexity (held-out pretraining text, not WikiText-2)", ["pretrain"], [r"^val/ppl$"]),
+    ("Validation bits per byte (held-out pretraining text)", ["pretrain"], [r"^val/bpb$"]),
     ("SFT loss", ["sft"], [r"^loss$", r"^val/loss$"]),
     ("GSM8K exact match during training", ["sft", "dpo"], [r"(^|/)(gsm8k[_/])?em$", r"exact_match"]),
     ("DPO reward margins", ["dpo"], [r"rewards/margins$"]),
@@ -184,7 +191,10 @@ def curves_section(rec: Records) -> list:
     for stage in dict.fromkeys(s for _, ss, _ in CURVES for s in ss): rec.metrics(stage, blocks)
     for title, stages, pats in CURVES:
         series = curve_series(rec, stages, pats)
-        if series: panels.append((title, series))
+        flat = {float(v) for _, y in series.values() for v in y}
+        if series and flat == {0.0}:   # zero throughout (e.g. GSM8K EM of a tiny model) is no curve: say it in words
+            blocks.append(f"> {title}: {value_str(flat.pop())} at every logged step of {', '.join(stages)}; panel left out")
+        elif series: panels.append((title, series))
         elif any((rec.root / f"metrics/{s}.jsonl").exists() for s in stages):
             blocks.append(f"> no `{'` or `'.join(pats)}` in metrics/{'/'.join(stages)}.jsonl: panel '{title}' left out")
     if panels:
@@ -214,21 +224,35 @@ def rerank_figure(curves):
     "GSM8K accuracy against the number of samples N for each selection method (`verifier_eval.json` curves)."
     import matplotlib.pyplot as plt
     if not isinstance(curves, dict) or not curves.get("n"): return None
+    from matplotlib.ticker import NullLocator
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for k, ys in curves.items():
-        if k != "n" and isinstance(ys, list) and len(ys) == len(curves["n"]): ax.plot(curves["n"], ys, "o-", label=k)
+    lines = [(k, ys) for k, ys in curves.items() if k != "n" and isinstance(ys, list) and len(ys) == len(curves["n"])]
+    for i, (k, ys) in enumerate(lines):   # equal curves overlap: later ones are drawn smaller and dashed on top
+        ax.plot(curves["n"], ys, marker="osD^v"[i % 5], markersize=8 - 1.2 * i, linestyle=["-", "--", "-.", ":"][i % 4], label=k, zorder=2 + i)
     ax.set(xscale="log", xlabel="samples per problem N", ylabel="GSM8K exact match", title="Reranking: accuracy against N")
-    ax.set_xticks(curves["n"], [str(n) for n in curves["n"]]); ax.grid(alpha=0.3); ax.legend(fontsize=7); fig.tight_layout()
+    ax.set_xticks(curves["n"], [str(n) for n in curves["n"]]); ax.xaxis.set_minor_locator(NullLocator())
+    ax.grid(alpha=0.3); ax.legend(fontsize=7); fig.tight_layout()
     return fig
+
+def majority_rate(ver: dict) -> float | None:
+    "The held-out accuracy of always predicting the commoner label: from `data.label_mix_val` rows, else the calibration bins."
+    mix = ((ver.get("data") or {}).get("label_mix_val") or {}) if isinstance(ver.get("data"), dict) else {}
+    rows = sum(v.get("rows", 0) for v in mix.values() if isinstance(v, dict)); pos = sum(v.get("correct", 0) for v in mix.values() if isinstance(v, dict))
+    if not rows:
+        cal = (ver.get("heldout") or {}).get("calibration")
+        bins = [b for b in (cal.get("bins", []) if isinstance(cal, dict) else []) if isinstance(b, dict) and b.get("count")]
+        rows, pos = sum(b["count"] for b in bins), sum(b["count"] * b["accuracy"] for b in bins)
+    return max(pos, rows - pos) / rows if rows else None
 
 def eval_section(rec: Records) -> list:
     "The comparison table, the inference check, DPO's held-out preference accuracy, the verifier's metrics and reranking."
     blocks = []
     table = rec.csv("results/comparison_table.csv", blocks)
-    short = {"unigram_bpb": "unigram bpb", "gsm8k_em": "EM", "gsm8k_em_flexible": "EM (flex)", "verifier_em": "verifier",
-             "gsm8k_subset": "problems", "synth_em": "synth EM"}   # short headers: the table must fit a PDF page
+    short = {"ppl": "WikiText-2 ppl", "bpb": "WikiText-2 bpb", "unigram_bpb": "unigram bpb", "gsm8k_em": "EM", "gsm8k_em_flexible": "EM (flex)",
+             "verifier_em": "verifier", "gsm8k_subset": "problems", "synth_em": "synth EM"}   # short headers: the table must fit a PDF page
     if table is not None:
-        blocks += [table.dropna(axis=1, how="all").rename(columns=short),
+        table = table.drop(columns=[c for c in ("verifier_em", "verifier_em_ci") if c in table])   # the +Verifier row's EM (flex)
+        blocks += [score_table(table.dropna(axis=1, how="all")).rename(columns=short),
                    "EM: strict `#### N` match of the greedy answer; EM (flex), pass@k, maj@k and the verifier's pick read the "
                    "last number (lm-evaluation-harness's flexible filter). synth EM: strict greedy EM on held-out generated "
                    "GSM-style problems (`eval.synth_subset`, 01b_synth_math)."]
@@ -244,6 +268,9 @@ def eval_section(rec: Records) -> list:
     ver = rec.json("results/verifier_eval.json", blocks)
     if ver:
         held = {k: v for k, v in flatten(ver.get("heldout", ver)).items() if isinstance(v, (int, float))}
+        rate = majority_rate(ver)
+        if rate is not None and "accuracy" in held:   # accuracy means little without the rate of always answering the majority label
+            held = {"accuracy": held.pop("accuracy"), "majority-class rate (always predict the commoner label)": rate, **held}
         blocks += ["**Verifier on held-out problems**", kv_table(held)]
         if isinstance(ver.get("reranking"), list): blocks += ["**Reranking the policy's samples (GSM8K test)**", pd.DataFrame(ver["reranking"])]
         blocks.append(rerank_figure(ver.get("curves")))
@@ -288,17 +315,20 @@ def sample_rows(obj, model="") -> list[dict]:
     return [r for k, v in obj.items() for r in sample_rows(v, f"{model}/{k}" if model else k)]
 
 def samples_section(rec: Records, per_model=4, max_chars=600) -> list:
-    blocks = []
+    "Fixed-prompt samples per model (at most `per_model`); a sample in both files is shown once, an empty one says so."
+    blocks, shown, seen = [], set(), {}
     for rel in ("results/samples.json", "results/sft_samples.json"):
         obj = rec.json(rel, blocks)
         if obj is None: continue
-        blocks.append(f"From `{rel}`:")
-        seen = {}
-        for r in sample_rows(obj):
+        rows = [r for r in sample_rows(obj) if (r["model"], r["prompt"], r["completion"]) not in shown]
+        if rows: blocks.append(f"From `{rel}`:")
+        for r in rows:
+            shown.add((r["model"], r["prompt"], r["completion"]))
             if seen.setdefault(r["model"], 0) >= per_model: continue
             seen[r["model"]] += 1
             text = str(r["completion"])[:max_chars].replace("```", "'''")
-            blocks.append(f"**{r['model'] or 'model'}**: *{fmt(str(r['prompt'])[:300])}*\n\n```text\n{text}\n```")
+            body = f"```text\n{text}\n```" if text.strip() else "*(empty: the model ended its answer at once)*"
+            blocks.append(f"**{r['model'] or 'model'}**: *{fmt(str(r['prompt'])[:300])}*\n\n{body}")
     return blocks
 
 def gsm8k_section(rec: Records, n_problems=3, n_candidates=4) -> list:
@@ -346,7 +376,181 @@ def close_report(rec: Records) -> list:
     if not rec.missing: return ["Every record the report reads was present."]
     return ["These records were absent; their sections say so above:\n\n" + "\n".join(f"- `{m}`" for m in rec.missing)]
 
+# %% ../nbs/11_report.ipynb #b5a5e335
+def _number(v) -> float | None:
+    "A finite float from a record value (CSV cells arrive as strings or NaN), else None."
+    try: x = float(v)
+    except (TypeError, ValueError): return None
+    return x if math.isfinite(x) else None
+
+def _interval(v) -> tuple[float, float] | None:
+    "`(lo, hi)` from a `[lo, hi]` list or its CSV text, else None."
+    if isinstance(v, str):
+        try: v = json.loads(v)
+        except ValueError: return None
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_number(x) is not None for x in v): return float(v[0]), float(v[1])
+    return None
+
+def with_interval(v, ci=None) -> str:
+    "`0.06 [0.03, 0.10]`: a score with its 95% interval; the score alone when there is none; blank when missing."
+    x = _number(v)
+    if x is None: return ""
+    ci = _interval(ci)
+    return f"{x:.3g}" + (f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci else "")
+
+def score_table(df: pd.DataFrame) -> pd.DataFrame:
+    "Merge every `X_ci` column into its `X` column as `value [lo, hi]` (one column per score: the table fits a page)."
+    df = df.copy()
+    for c in [c for c in df.columns if str(c).endswith("_ci") and str(c)[:-3] in df.columns]:
+        df[c[:-3]] = [with_interval(v, ci) if _number(v) is not None else "" for v, ci in zip(df[c[:-3]], df[c])]
+        df = df.drop(columns=c)
+    return df.drop(columns=[c for c in df.columns if str(c).endswith("_ci")])
+
+def eval_rows(rec: Records) -> list[dict]:
+    "The comparison table's rows (`results/comparison_table.csv`), or each `<model>_eval.json` when the table is missing."
+    table = rec.csv("results/comparison_table.csv")
+    if table is not None: return table.to_dict("records")
+    rows = []
+    for m, label in (("base", "Base"), ("sft", "SFT"), ("dpo", "DPO"), ("gpt2", "GPT-2 (reference)")):
+        r = rec.json(f"results/{m}_eval.json") if (rec.root / f"results/{m}_eval.json").exists() else None
+        if r: rows.append({"model": label, **{k: v for k, v in r.items() if not isinstance(v, dict)}})
+    return rows
+
+def _largest_k(rows, prefix) -> str | None:
+    ks = sorted({int(k[len(prefix):]) for r in rows for k in r if k.startswith(prefix) and k[len(prefix):].isdigit()})
+    return f"{prefix}{ks[-1]}" if ks else None
+
+def headline_table(rows: list[dict]) -> pd.DataFrame:
+    "Base -> SFT -> DPO -> +Verifier (no reference rows): WikiText-2 bpb, GSM8K EM, EM (flexible), the largest pass@k and maj@k, synth EM; scores with intervals."
+    ours = [r for r in rows if not str(r.get("model", "")).startswith("GPT-2")]
+    cols = [("bpb", "WikiText-2 bpb"), ("gsm8k_em", "GSM8K EM"), ("gsm8k_em_flexible", "EM (flexible)")]
+    cols += [(k, k) for k in (_largest_k(ours, "pass@"), _largest_k(ours, "maj@")) if k] + [("synth_em", "synth EM")]
+    out = pd.DataFrame([{"model": r.get("model"), **{name: with_interval(r.get(k), r.get(f"{k}_ci")) if k != "bpb" else value_str(_number(r.get(k)))
+                                                     for k, name in cols}} for r in ours])
+    return out[[c for c in out.columns if c == "model" or (out[c] != "").any()]] if len(out) else out
+
+def verdict(rows: list[dict]) -> list[str]:
+    "Plain sentences the numbers justify, computed from them: the base model against the unigram baseline, then each step of the pipeline on GSM8K (a difference counts only when the 95% intervals do not overlap)."
+    by = {r.get("model"): r for r in rows}
+    base, out = by.get("Base", {}), []
+    b, u = _number(base.get("bpb")), _number(base.get("unigram_bpb"))
+    g = _number(by.get("GPT-2 (reference)", {}).get("bpb"))
+    if b is None or u is None: out.append("No verdict on language modelling: the base model's or the unigram baseline's WikiText-2 bits per byte are missing.")
+    elif b >= u: out.append(f"Plumbing check only: the base model is worse than a unigram model on WikiText-2 ({b:.3g} vs {u:.3g} bits per byte), "
+                            "so nothing below measures capability.")
+    else: out.append(f"The base model beats a unigram model on WikiText-2 ({b:.3g} vs {u:.3g} bits per byte)" + (f"; GPT-2 reaches {g:.3g}." if g is not None else "."))
+    steps = [("SFT", "Base", "gsm8k_em"), ("DPO", "SFT", "gsm8k_em"), ("+Verifier", "DPO", "gsm8k_em_flexible")]
+    ems = [_number(by.get(m, {}).get(k)) for m in ("Base", "SFT", "DPO") for k in ("gsm8k_em",)] + [_number(by.get("+Verifier", {}).get("gsm8k_em_flexible"))]
+    if all(e in (None, 0.0) for e in ems) and any(e is not None for e in ems):
+        out.append("No model solves a GSM8K test problem (exact match 0 for every model).")
+        return out
+    for new, old, key in steps:
+        a, c = by.get(new, {}), by.get(old, {})
+        x, y = _number(a.get(key)), _number(c.get(key))
+        if x is None or y is None: continue
+        ia, ic = _interval(a.get(f"{key}_ci")), _interval(c.get(f"{key}_ci"))
+        what = "GSM8K EM" + (" (flexible)" if key.endswith("flexible") else "")
+        if ia and ic and (ia[0] > ic[1] or ia[1] < ic[0]):
+            out.append(f"{new} {'improves on' if x > y else 'is worse than'} {old}: {what} {x:.3g} vs {y:.3g}, the 95% intervals do not overlap.")
+        else:
+            out.append(f"{new} vs {old}: {what} {x:.3g} vs {y:.3g}, " + ("within each other's 95% intervals: no difference shown." if ia and ic else "no intervals recorded: not a measured difference."))
+    return out
+
+def trained_line(rec: Records) -> str:
+    "One line: the preset, model size, pretraining tokens and corpora, the steps of each stage, the device and the wall time."
+    p, env, st = rec.preset(), rec.json("env.json") or {}, rec.json("stages.json") or {}
+    if p is None: return "What was trained: unknown (preset.yaml is missing)."
+    from modern_llm.model import num_params
+    steps = {}
+    for s in ("pretrain", "sft", "dpo", "verifier"):
+        m = rec.metrics(s) if (rec.root / f"metrics/{s}.jsonl").exists() else None
+        if m is not None and "step" in m and len(m): steps[s] = int(m["step"].max())
+    tokens = _number((rec.json("results/pretrain_summary.json") or {}).get("tokens"))
+    e = env.get("environment", {})
+    device = e.get("gpu") if e.get("cuda") else f"CPU ({e.get('cpu_count', '?')} cores)"
+    wall = sum(_number(v.get("wall_s")) or 0 for v in st.get("stages", {}).values())
+    pre = f"pretrained on {tokens:,.0f} tokens of {', '.join(c.name for c in p.data.pretrain_mix)}" if tokens else "pretrained"
+    later = ", ".join(f"{s.upper() if s != 'verifier' else 'a verifier'} ({n} steps)" for s, n in steps.items() if s != "pretrain")
+    return (f"**What was trained:** preset `{p.name}`, a {num_params(p.model) / 1e6:.1f}M-parameter decoder {pre}"
+            + (f" ({steps['pretrain']} steps)" if "pretrain" in steps else "") + (f", then {later}" if later else "")
+            + f"; on {device}, {wall / 60:.1f} min of stage wall time.")
+
+def headline_section(rec: Records) -> list:
+    "Page one: what was trained, the headline table, the baselines beside it, and the verdict."
+    rows = eval_rows(rec)
+    blocks = [trained_line(rec)]
+    if not rows: return blocks + ["> missing: results/comparison_table.csv and every results/<model>_eval.json: no scores to report."]
+    blocks.append(headline_table(rows))
+    base = next((r for r in rows if r.get("model") == "Base"), {})
+    gpt2 = next((r for r in rows if str(r.get("model", "")).startswith("GPT-2")), None)
+    base_line = [f"a unigram model of WikiText-2's own token frequencies (fitted on the evaluated text, add-one smoothed): {value_str(_number(base.get('unigram_bpb')))} bits per byte"] if _number(base.get("unigram_bpb")) else []
+    if gpt2: base_line.append(f"GPT-2 (124M, OpenAI's weights): {value_str(_number(gpt2.get('bpb')))} bits per byte, GSM8K EM {with_interval(gpt2.get('gsm8k_em'), gpt2.get('gsm8k_em_ci')) or 'not measured'}")
+    else: base_line.append("GPT-2: not evaluated in this run (no results/gpt2_eval.json: the evaluate stage evaluates it where its weights are available)")
+    blocks.append("**Baselines:** " + "; ".join(base_line) + ".")
+    n = next((_number(r.get("gsm8k_subset")) for r in rows if _number(r.get("gsm8k_subset"))), None)
+    blocks.append("Scores are fractions of " + (f"{n:.0f} " if n else "the ") + "GSM8K test problems, with 95% intervals in brackets. "
+                  "EM: strict `#### N` match of the greedy answer (few-shot for Base, the chat format after SFT); EM (flexible), "
+                  "pass@k, maj@k and the verifier's pick read the last number. WikiText-2 bpb: bits per byte on WikiText-2, "
+                  "a corpus none of the models trained on (lower is better).")
+    cut = [f"{m}: {x['gsm8k']['prompts_over_context']}" for m in ("base", "sft", "dpo")
+           for x in [rec.json(f"results/{m}_eval.json") if (rec.root / f"results/{m}_eval.json").exists() else None]
+           if isinstance(x, dict) and isinstance(x.get("gsm8k"), dict) and (x["gsm8k"].get("prompts_over_context") or 0) > 0]
+    if cut: blocks.append(f"GSM8K prompts longer than the context were cut from the left (prompts_over_context, per model: {', '.join(cut)}).")
+    blocks.append("**Verdict:** " + " ".join(verdict(rows)))
+    return blocks
+
+# %% ../nbs/11_report.ipynb #a73359b3
+def fake_run(run_dir, preset="smoke") -> Path:
+    "Write synthetic records of a finished run into `run_dir` (shaped like the stages' records; nothing is trained)."
+    from matplotlib.figure import Figure
+    from modern_llm.config import save_preset
+    from modern_llm.runs import append_jsonl, write_env
+    paths = RunPaths(run_dir).mkdirs()
+    save_preset(load_preset(preset), paths.preset)
+    p = load_preset(paths.preset)
+    write_env(paths, {f"{c.name}/{c.split}": "0123456789abcdef" for c in p.data.pretrain_mix})
+    for stage, n, extra in (("pretrain", 40, {"val/ppl": 50.0, "val/bpb": 2.0}), ("sft", 20, {}),
+                            ("dpo", 10, {"val/rewards/margins": 0.5, "val/rewards/accuracies": 0.7}), ("verifier", 10, {"val/auc": 0.8})):
+        for step in range(1, n + 1):
+            append_jsonl(paths.metrics_file(stage), {"step": step, "tokens": step * 4096, "lr": 1e-3, "loss": 4.0 / step ** 0.3,
+                         "tokens_per_s": 1e4, "mfu": None, **({"rewards/margins": 0.1 * step, "rewards/accuracies": 0.6} if stage == "dpo" else {})})
+            if step % 5 == 0: append_jsonl(paths.metrics_file(stage), {"step": step, "tokens": step * 4096, "val/loss": 3.0, **extra})
+            if step % 10 == 0 and stage in ("sft", "dpo"): append_jsonl(paths.metrics_file(stage), {"step": step, "gsm8k_em": 0.01 * step})
+    write_json(paths.result("pretrain_summary.json"), {"tokens": 163840, "train_tokens": {c.name: 90000 for c in p.data.pretrain_mix},
+               "epochs_seen": {c.name: 1.5 for c in p.data.pretrain_mix}, "data_warnings": ["synthetic warning"]})
+    write_json(paths.result("sft_summary.json"), {"mix": {c.name: 600 for c in p.data.sft_mix}})
+    write_json(paths.result("dpo_summary.json"), {"pairs": {c.name: 50 for c in p.data.dpo_mix} | {"holdout": 10}, "data_note": "synthetic",
+                                                  "heldout_preference_accuracy": {"sft": 0.5, "dpo": 0.62}})
+    for m, em in (("base", 0.0), ("sft", 0.05), ("dpo", 0.06)):
+        write_json(paths.result(f"{m}_eval.json"), {"stage": m, "checkpoint": f"checkpoints/{m}", "ppl": 60.0, "bpb": 2.1, "gsm8k_em": em})
+    pd.DataFrame({"model": ["Base", "SFT", "DPO", "+Verifier"], "ppl": [60.0, 62.0, 63.0, None], "bpb": [2.1, 2.2, 2.2, None],
+                  "unigram_bpb": [1.9, 1.9, 1.9, None], "gsm8k_em": [0.0, 0.05, 0.06, 0.08],
+                  "gsm8k_em_ci": ["[0.0, 0.07]", "[0.02, 0.12]", "[0.03, 0.13]", None],
+                  "pass@4": [None, 0.1, 0.12, None], "maj@4": [None] * 4}).to_csv(paths.result("comparison_table.csv"), index=False)
+    write_json(paths.result("inference_ok.json"), {"ok": True, "checkpoint": "checkpoints/dpo", "device": "cpu", "peak_memory_gb": 0.4,
+                                                   "budget_gb": 12.0, "fits_budget": True})
+    curves = {"n": [1, 2, 4], "greedy": [0.06] * 3, "verifier_top1": [0.06, 0.07, 0.08], "majority": [0.06, 0.06, 0.07], "pass": [0.06, 0.1, 0.12]}
+    write_json(paths.result("verifier_eval.json"), {"heldout": {"auc": 0.8, "accuracy": 0.7, "calibration": [{"bin": 0, "n": 3}]},
+               "reranking": [{"method": "greedy", "n": 1, "em": 0.06}, {"method": "verifier top-1 of 4", "n": 4, "em": 0.08}],
+               "verifier_em": 0.08, "curves": curves,
+               "data": {"train_problems": 50, "label_mix": {"gold": {"rows": 50, "correct": 50}, "swap": {"rows": 50, "correct": 0}}}})
+    write_json(paths.result("verifier_examples.json"), [{"question": "Tom has $3 and finds 2 more. How many?", "gold": "5",
+               "greedy_answer": "6", "greedy_correct": False,
+               "candidates": [{"text": "3 * 2 = 6\n#### 6", "answer": "6", "score": 0.2, "correct": False},
+                              {"text": "3 + 2 = 5\n#### 5", "answer": "5", "score": 0.9, "correct": True}]}])
+    write_json(paths.result("samples.json"), {s: [{"prompt": "Name a colour.", "completion": "Blue.", "sampled": "Red."}] for s in ("base", "sft", "dpo")})
+    write_json(paths.result("sink_test.json"), {"train_ctx": 128, "tokens": 1024, "figure": "sink_test.png",
+               "summary": [{"cache": c, "mean_nll": x} for c, x in (("dense", 7.0), ("window", 6.0), ("sink_window", 4.4))]})
+    fig = Figure(figsize=(3, 2)); fig.subplots().plot([1, 2, 3]); fig.savefig(paths.result("sink_test.png"))
+    write_json(paths.root / "stages.json", {"stages": {s: {"status": "done", "action": "ran", "wall_s": 30.0,
+                                                         "notebook": f"notebooks/{s}.ipynb"} for s in ("pretrain", "sft", "dpo", "verifier", "evaluate")}})
+    return paths.root
+
 # %% ../nbs/11_report.ipynb #05ee5149
+REPORT_CSS = ("table { display: block; max-width: 100%; overflow-x: auto; font-size: 0.85em; } "
+              "td, th { word-break: break-word; } img { max-width: 100%; height: auto; }")   # a wide table scrolls, the page does not
+PDF_TABLES = "#show table: set text(size: 7pt)\n#set page(margin: 1.5cm)\n"   # typst: wide tables fit A4
+
 def export_markdown_html(nb_path, out_dir) -> dict:
     "`report.md` (+ `figures/`) and `report.html` from an executed notebook, without code inputs."
     import nbformat
@@ -355,10 +559,10 @@ def export_markdown_html(nb_path, out_dir) -> dict:
     shutil.rmtree(out / "figures", ignore_errors=True)
     md, res = MarkdownExporter(exclude_input=True).from_notebook_node(nb, resources={"output_files_dir": "figures", "unique_key": "report"})
     for name, data in res.get("outputs", {}).items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True); (out / name).write_bytes(data)
-    (out / "report.md").write_text(md.replace("![png](", "![](").replace("![svg](", "![]("))  # no "Figure: png" captions
+        write_bytes(out / name, data)
+    write_text(out / "report.md", md.replace("![png](", "![](").replace("![svg](", "![]("))  # no "Figure: png" captions
     html, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
-    (out / "report.html").write_text(html)
+    write_text(out / "report.html", html.replace("</head>", f"<style>{REPORT_CSS}</style>\n</head>", 1))
     return {"md": out / "report.md", "html": out / "report.html"}
 
 def export_pdf(out_dir) -> tuple[Path | None, str]:
@@ -372,9 +576,9 @@ def export_pdf(out_dir) -> tuple[Path | None, str]:
     try:
         import pypandoc, typst
         pypandoc.convert_file(str(out / "report.md"), "typst", format="markdown-citations", outputfile=str(out / "report.typ"),
-                              extra_args=["--standalone"])
+                              extra_args=["--standalone", f"--include-in-header={write_text(out / 'report_header.typ', PDF_TABLES)}"])
         typst.compile(str(out / "report.typ"), output=str(pdf), root=str(out))
-        (out / "report.typ").unlink()
+        (out / "report.typ").unlink(); (out / "report_header.typ").unlink()
         return pdf, "pandoc + typst"
     except Exception as e: return None, f"no PDF ({type(e).__name__}: {e}); install the dev extras: pip install -e '.[dev]'"
 
@@ -388,8 +592,9 @@ def render_report(run_dir, template=None, pdf=True) -> dict:
     if not template.exists(): raise FileNotFoundError(f"report template {template} not found (render from a repository checkout)")
     paths.report.mkdir(parents=True, exist_ok=True)
     nb = paths.report / "report.ipynb"
+    from modern_llm.progress import QUIET_KERNEL
     pm.execute_notebook(str(template), str(nb), parameters={"run_dir": str(paths.root)}, kernel_name="python3",
-                        progress_bar=False, cwd=str(paths.report))
+                        progress_bar=False, cwd=str(paths.report), extra_arguments=QUIET_KERNEL)
     res = {"notebook": nb, **export_markdown_html(nb, paths.report)}
     res["pdf"], res["pdf_via"] = export_pdf(paths.report) if pdf else (None, "skipped")
     return {**res, **read_json(paths.report / "report.json")}

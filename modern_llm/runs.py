@@ -4,14 +4,16 @@
 
 # %% ../nbs/04a_runs.ipynb #4199306a
 from __future__ import annotations
-import json, os, platform, subprocess, sys, tempfile, time
+import atexit, contextlib, json, os, platform, re, socket, subprocess, sys, tempfile, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from .config import repo_root
+from .errors import RecordError, RunError
 
 # %% auto #0
-__all__ = ['STAGES', 'CHECKPOINT_OF', 'RunPaths', 'write_json', 'write_jsonl', 'read_json', 'append_jsonl', 'read_jsonl',
-           'git_info', 'environment_info', 'write_env']
+__all__ = ['STAGES', 'CHECKPOINT_OF', 'RUN_ID_RE', 'RunPaths', 'atomic_path', 'write_bytes', 'write_text', 'write_json',
+           'write_jsonl', 'save_figure', 'read_json', 'append_jsonl', 'read_jsonl', 'git_info', 'environment_info',
+           'write_env', 'check_run_id', 'check_run_dir', 'RunLock', 'release_run_lock']
 
 # %% ../nbs/04a_runs.ipynb #923871ff
 STAGES = ("pretrain", "sft", "dpo", "verifier", "evaluate", "report")
@@ -46,31 +48,48 @@ class RunPaths:
         return self
 
 # %% ../nbs/04a_runs.ipynb #492f499c
-def _write_atomic(path, text: str) -> Path:
-    "Write `text` atomically: a temp file in the same directory, then `os.replace`."
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temp path beside `path` (same suffix, so libraries that pick a format by extension work) for a writer
+    that takes a file name (`savefig`, `to_csv`, `save_file`, `Tokenizer.save`); on success it replaces `path` with
+    `os.replace`, on failure it is removed. Readers see the old file or the new one, never a part of one."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp{path.suffix}")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f: f.write(text)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
-    return path
+
+def write_bytes(path, data: bytes) -> Path:
+    "Write `data` atomically (a temp file in the same directory, then `os.replace`)."
+    with atomic_path(path) as tmp: tmp.write_bytes(data)
+    return Path(path)
+
+def write_text(path, text: str) -> Path:
+    "Write `text` (UTF-8) atomically."
+    return write_bytes(path, text.encode("utf-8"))
 
 def write_json(path, obj, indent=2):
     "Write JSON atomically."
-    return _write_atomic(path, json.dumps(obj, indent=indent, default=str) + "\n")
+    return write_text(path, json.dumps(obj, indent=indent, default=str) + "\n")
 
 def write_jsonl(path, rows):
     "Write (or rewrite) a whole JSON-lines file atomically."
-    return _write_atomic(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+    return write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+
+def save_figure(fig, path, **kw) -> Path:
+    "`fig.savefig(path, **kw)` atomically (the format from `path`'s suffix)."
+    with atomic_path(path) as tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or None, **kw)
+    return Path(path)
 
 def read_json(path):
-    "Read JSON, failing with the path in the message."
+    "Read a JSON record; a missing one raises `FileNotFoundError`, an unreadable one `RecordError` naming the file."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"missing run record: {path}")
-    try: return json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+    try: return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise RecordError(f"{path}: not valid JSON ({e})") from None
 
 def append_jsonl(path, row):
     "Append one metrics row (one line: a crash loses at most the line being written)."
@@ -78,13 +97,18 @@ def append_jsonl(path, row):
     with open(path, "a") as f: f.write(json.dumps(row, default=float) + "\n")
 
 def read_jsonl(path):
+    """The rows of a JSON-lines record (`[]` if absent). A bad *last* line is what a kill during `append_jsonl` leaves:
+    it is dropped with a warning. A bad line anywhere else raises `RecordError` naming `file:line`."""
     path = Path(path)
     if not path.exists(): return []
+    lines = [(i, line) for i, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1) if line.strip()]
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip(): continue
+    for n, (i, line) in enumerate(lines):
         try: rows.append(json.loads(line))
-        except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e})") from None
+        except json.JSONDecodeError as e:
+            if n == len(lines) - 1:
+                warnings.warn(f"{path}:{i}: dropping a torn last line (a write was cut off): {line[:60]!r}"); break
+            raise RecordError(f"{path}:{i}: not valid JSON ({e})") from None
     return rows
 
 # %% ../nbs/04a_runs.ipynb #85e9a43c
@@ -111,3 +135,83 @@ def write_env(paths: RunPaths, data_fingerprints: dict | None = None, repo=None)
     env.update(git=git_info(repo), environment=environment_info())
     if data_fingerprints: env.setdefault("data", {}).update(data_fingerprints)
     return write_json(paths.env, env)
+
+# %% ../nbs/04a_runs.ipynb #9f218010
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+def check_run_id(run_id) -> str:
+    "`run_id` if it is a plain name usable as `<runs>/<run_id>`; else `RunError` naming it."
+    run_id = str(run_id)
+    if not RUN_ID_RE.fullmatch(run_id) or run_id == "latest" or ".." in run_id:
+        raise RunError(f"run id {run_id!r}: use a plain name (letters, digits, '.', '_', '-'; not 'latest' or '..')")
+    return run_id
+
+def check_run_dir(run_dir) -> Path:
+    "`run_dir` as a Path; `RunError` if something other than a directory is in its place."
+    p = Path(run_dir)
+    if p.exists() and not p.is_dir(): raise RunError(f"run directory {p}: is a file, not a directory")
+    return p
+
+# %% ../nbs/04a_runs.ipynb #423ba7ec
+_LOCKS_ENV = "MODERN_LLM_RUN_LOCKS"   # os.pathsep-separated lock files held by this process or an ancestor
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+class RunLock:
+    "`<run>/.lock` held by this process while it writes the run (a context manager; `acquire` / `release` also work)."
+    def __init__(self, run_dir): self.path, self.owned = check_run_dir(run_dir) / ".lock", False
+    def _inherited(self) -> bool:
+        return str(self.path.resolve()) in os.environ.get(_LOCKS_ENV, "").split(os.pathsep)
+    def acquire(self) -> RunLock:
+        if self.owned or self._inherited(): return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "command": " ".join(sys.argv)[:200]}
+        for _ in range(3):
+            try: fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is None: continue          # removed meanwhile, or stale and removed: try again
+                raise RunError(f"run directory {self.path.parent} is in use by process {holder.get('pid')} on "
+                               f"{holder.get('host')} (since {holder.get('started')}: {holder.get('command')}); wait for it to "
+                               f"finish, or if that process is gone from another host, delete {self.path}")
+            with os.fdopen(fd, "w") as f: f.write(json.dumps(info))
+            self.owned, _HELD[str(self.path.resolve())] = True, self
+            os.environ[_LOCKS_ENV] = os.pathsep.join(filter(None, [os.environ.get(_LOCKS_ENV), str(self.path.resolve())]))
+            atexit.register(self.release)
+            return self
+        raise RunError(f"could not take the lock {self.path}")
+    def _holder(self) -> dict | None:
+        "The live holder's record, or None after removing a stale lock (dead pid on this host, or a torn file)."
+        try: holder = json.loads(self.path.read_text())
+        except FileNotFoundError: return None
+        except (json.JSONDecodeError, UnicodeDecodeError): holder = {}
+        if not isinstance(holder, dict): holder = {}
+        pid = holder.get("pid")
+        if holder.get("host") == socket.gethostname() and isinstance(pid, int) and _pid_alive(pid): return holder
+        if holder.get("host") not in (None, socket.gethostname()): return holder   # another machine: cannot tell
+        warnings.warn(f"removing a stale lock {self.path} (process {pid} is gone)")
+        self.path.unlink(missing_ok=True)
+        return None
+    def release(self):
+        if not self.owned: return
+        self.owned = False
+        try:
+            if json.loads(self.path.read_text()).get("pid") == os.getpid(): self.path.unlink()
+        except (OSError, ValueError): pass
+        held = [p for p in os.environ.get(_LOCKS_ENV, "").split(os.pathsep) if p and p != str(self.path.resolve())]
+        os.environ[_LOCKS_ENV] = os.pathsep.join(held)
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release(); return False
+
+_HELD: dict[str, RunLock] = {}
+
+def release_run_lock(run_dir) -> bool:
+    "Release the lock this process holds on `run_dir` (e.g. taken by `start_run` in a notebook) before its exit; False if none."
+    lock = _HELD.pop(str((Path(run_dir) / ".lock").resolve()), None)
+    if lock is None: return False
+    lock.release(); return True

@@ -40,7 +40,9 @@ def resolve_runtime(hw: HardwareConfig, env=None) -> Runtime:
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     elif dev == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("hardware.device=cuda but torch.cuda.is_available() is False (CPU build of torch?)")
+        from modern_llm.errors import HardwareError   # a user error: one line, exit 2
+        raise HardwareError("hardware.device=cuda but torch.cuda.is_available() is False (CPU build of torch?); "
+                            "use hardware.device=auto or cpu")
     if dev == "cuda": dev = f"cuda:{local}"
     mp = hw.mixed_precision
     if dev.startswith("cuda"):

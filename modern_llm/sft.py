@@ -13,11 +13,12 @@ from .config import DataConfig, Preset, load_preset
 from .runtime import resolve_runtime
 from .data import DataError, load_records
 from .synth_math import synth_gsm
+from .splits import gsm8k_part, question_hash, record_evaluated, record_trained
 from .runs import RunPaths, read_jsonl, write_json
 from .tokenizer import Tokenizer, render_chat
 from .model import flops_per_token
 from .checkpoint import load_model, export_model, unwrap
-from .trainer import Trainer, grad_accum_steps, init_distributed, device_name
+from .trainer import Trainer, LossTerm, StepLoss, grad_accum_steps, init_distributed, device_name
 from .generate import Engine, chat_prompt_ids
 from .evaluate import CHAT_PROMPTS, gsm8k_eval
 from .lora import apply_lora, lora_parameters, merge_lora
@@ -25,11 +26,11 @@ from .lora import apply_lora, lora_parameters, merge_lora
 log = logging.getLogger("modern_llm")
 
 # %% auto #0
-__all__ = ['log', 'SFT_SOURCES', 'SYNTH_DEFAULT', 'VAL_FRAC', 'VAL_MIN', 'VAL_MAX', 'PACK_WINDOW', 'BUCKET_BATCHES',
+__all__ = ['log', 'SFT_SOURCES', 'SYNTH_DEFAULT', 'VAL_FRAC', 'VAL_MIN', 'VAL_MAX', 'PACK_WINDOW', 'BUCKET_BATCHES', 'sft_loss',
            'strip_calculator', 'to_conversation', 'SFTMix', 'mix_counts', 'load_sft_rows', 'build_sft_mix',
            'encode_conversation', 'shift_labels', 'Example', 'encode_mix', 'pack_rows', 'bucket_rows', 'collate',
-           'token_losses', 'sft_loss', 'SFTBatches', 'bench_rows', 'make_eval_fn', 'gsm8k_em_hook', 'chat_samples',
-           'run_sft']
+           'assistant_tokens', 'token_losses', 'SFTBatches', 'bench_rows', 'make_eval_fn', 'gsm8k_em_hook',
+           'chat_samples', 'run_sft']
 
 # %% ../nbs/07_sft.ipynb #b75487d1
 SFT_SOURCES = ("alpaca", "gsm8k", "oasst1", "gsm_synth")
@@ -56,10 +57,11 @@ VAL_FRAC, VAL_MIN, VAL_MAX = 0.05, 4, 256
 
 @dataclass
 class SFTMix:
-    "Conversations `{'source', 'messages'}` for training and validation, and the per-source sizes."
+    "Conversations `{'source', 'messages'}` for training and validation, the per-source sizes, and the question hashes of the math sources (`splits.question_hash`)."
     train: list[dict]
     val: list[dict]
     sizes: dict = field(default_factory=dict)
+    problems: dict = field(default_factory=dict)
 
 def mix_counts(available: dict, weights: dict, reps: dict | None = None) -> dict:
     "Examples per source: the largest mix whose shares equal `weights` with at most `reps[s]` passes over source `s`."
@@ -78,7 +80,11 @@ def _take(items, n, g):
     return out
 
 def load_sft_rows(spec, data: DataConfig, load_fn=load_records) -> list[dict]:
-    "The rows of one `data.sft_mix` entry: loaded (hub or mirror), or generated for `gsm_synth`."
+    "The rows of one `data.sft_mix` entry: loaded (hub or mirror), or generated for `gsm_synth`; GSM8K train is cut to its `sft` part (`splits`)."
+    if spec.name == "gsm8k":
+        if spec.split != "train": raise DataError(f"data.sft_mix: gsm8k/{spec.split}: train on 'train' (its 'sft' part); 'test' is held out for evaluation")
+        rows = load_fn("gsm8k", "train", mirror=data.mirror or None, sources=data.sources, limit=None)
+        return gsm8k_part(rows, "sft", spec.max_examples or None)
     if spec.name != "gsm_synth":
         return load_fn(spec.name, spec.split, mirror=data.mirror or None, sources=data.sources, limit=spec.max_examples or None)
     if spec.split != "train": raise DataError(f"data.sft_mix: gsm_synth/{spec.split}: train on 'train'; 'test' is held out for evaluation")
@@ -88,7 +94,7 @@ def build_sft_mix(data: DataConfig, seed: int = 0, load_fn=load_records) -> SFTM
     "Load every `data.sft_mix` source, normalise to conversations, hold out validation rows, mix by weight."
     if not data.sft_mix: raise DataError("data.sft_mix is empty: name at least one of " + ", ".join(SFT_SOURCES))
     g = torch.Generator().manual_seed(seed)
-    pools, val, sizes = {}, [], {}
+    pools, val, sizes, problems = {}, [], {}, {}
     for spec in data.sft_mix:
         if spec.name not in SFT_SOURCES:
             raise DataError(f"data.sft_mix: {spec.name!r} is not an SFT source; use one of {', '.join(SFT_SOURCES)}")
@@ -96,6 +102,7 @@ def build_sft_mix(data: DataConfig, seed: int = 0, load_fn=load_records) -> SFTM
         rows = load_sft_rows(spec, data, load_fn)
         if len(rows) < 2: raise DataError(f"data.sft_mix: {spec.name}/{spec.split} has {len(rows)} rows; need at least 2")
         convs = [{"source": spec.name, "messages": to_conversation(spec.name, r, data.keep_calculator)} for r in rows]
+        if spec.name in ("gsm8k", "gsm_synth"): problems[spec.name] = [question_hash(r["question"]) for r in rows]
         perm = torch.randperm(len(convs), generator=g).tolist()
         n_val = min(VAL_MAX, max(VAL_MIN, round(VAL_FRAC * len(convs))), len(convs) // 2)
         val += [convs[i] for i in perm[:n_val]]
@@ -108,7 +115,7 @@ def build_sft_mix(data: DataConfig, seed: int = 0, load_fn=load_records) -> SFTM
     for s, p in pools.items():
         train += _take(p, counts[s], g)
         sizes[s]["train"] = counts[s]
-    return SFTMix(train, val, sizes)
+    return SFTMix(train, val, sizes, problems)
 
 # %% ../nbs/07_sft.ipynb #888054a4
 def encode_conversation(tok: Tokenizer, messages, seq_len: int) -> tuple[list[int], list[int], str]:
@@ -190,19 +197,22 @@ def collate(rows: list[list[int]], examples: list[Example], pad_id: int, width: 
     return {"input_ids": inp, "labels": lab, "positions": pos, "segment_ids": seg}
 
 # %% ../nbs/07_sft.ipynb #e4c35abf
-def token_losses(model, batch: dict) -> tuple[torch.Tensor, int]:
-    "Sum of cross-entropy over the labelled positions of `batch`, and their count."
+def _summed_loss(model, batch: dict) -> torch.Tensor:
     dev = next(model.parameters()).device
     b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
-    logits, _ = model(b["input_ids"], positions=b["positions"], segment_ids=b["segment_ids"])
-    labels = b["labels"]
-    loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
-    return loss, int((labels != -100).sum())
+    return model(b["input_ids"], b["labels"], positions=b["positions"], segment_ids=b["segment_ids"], reduction="sum")[1]
 
-def sft_loss(model, batch: dict) -> tuple[torch.Tensor, dict]:
-    "`loss_fn` for the trainer: mean loss per assistant token, and `{'assistant_tokens': n}`."
-    total, n = token_losses(model, batch)
-    return total / max(n, 1), {"assistant_tokens": float(n)}
+def assistant_tokens(batch: dict) -> int:
+    "Labelled (assistant) positions of a collated batch."
+    return int((batch["labels"] != -100).sum())
+
+def token_losses(model, batch: dict) -> tuple[torch.Tensor, int]:
+    "Sum of cross-entropy (nats) over the labelled positions of `batch`, and their count."
+    return _summed_loss(model, batch), assistant_tokens(batch)
+
+# the trainer's loss: per assistant token of the whole step (every micro-batch and rank)
+sft_loss = StepLoss(lambda model, batch: ({"loss": _summed_loss(model, batch)}, {}),
+                    (LossTerm("loss", assistant_tokens, unit="assistant_tokens"),))
 
 # %% ../nbs/07_sft.ipynb #8b098fd8
 class SFTBatches:
@@ -274,7 +284,7 @@ def bench_rows(model_cfg, examples: list[Example], pad_id: int, seq_len: int, ba
     for s in range(warmup + steps):
         for r in runs.values():
             b = next(r["it"]); t0 = time.perf_counter()
-            loss, _ = sft_loss(r["model"], b); loss.backward(); r["opt"].step(); r["opt"].zero_grad(set_to_none=True)
+            s, n = token_losses(r["model"], b); (s / n).backward(); r["opt"].step(); r["opt"].zero_grad(set_to_none=True)
             if s >= warmup:
                 r["t"] += time.perf_counter() - t0; r["real"] += int((b["segment_ids"] >= 0).sum()); r["pos"] += b["input_ids"].numel()
     return {mode: {"real_tokens_per_s": round(r["real"] / r["t"]), "pad_frac": round(1 - r["real"] / r["pos"], 3),
@@ -324,7 +334,7 @@ def run_sft(preset, run_dir, base_ckpt=None, resume: bool = False, overrides=Non
     if not base_ckpt and not (ckpt / "config.json").is_file() and p.base_checkpoint: ckpt = Path(p.base_checkpoint)
     if not (ckpt / "config.json").is_file():
         raise FileNotFoundError(f"run_sft: no base checkpoint at {ckpt} (run the pretrain stage first, or pass base_ckpt)")
-    model, tok, _ = load_model(ckpt)
+    model, tok, _ = load_model(ckpt, expect=p.model)   # a base of another shape than the preset's is refused, naming the keys
     if tok is None: raise FileNotFoundError(f"run_sft: {ckpt} has no tokenizer.json")
     seq_len = data.seq_len
     if seq_len > model.cfg.max_seq_len:
@@ -332,6 +342,10 @@ def run_sft(preset, run_dir, base_ckpt=None, resume: bool = False, overrides=Non
     if rt.is_main: paths.mkdirs()
 
     mix = build_sft_mix(data, seed=cfg.seed, load_fn=load_fn)
+    heldout = {}
+    if rt.is_main:           # the run record of what SFT trained on: later held-out sets are checked against it
+        for src_name, hashes in mix.problems.items():
+            record_trained(paths, f"sft/{src_name}", f"{src_name}/train" + (" part sft" if src_name == "gsm8k" else ""), hashes)
     train_ex, train_stats = encode_mix(tok, mix.train, seq_len)
     val_ex, val_stats = encode_mix(tok, mix.val, seq_len)
     batches = SFTBatches(train_ex, tok.pad_id, seq_len, cfg.micro_batch_size, cfg.packing, cfg.seed, rt.rank, rt.world_size)
@@ -341,7 +355,11 @@ def run_sft(preset, run_dir, base_ckpt=None, resume: bool = False, overrides=Non
     accum = grad_accum_steps(cfg.batch_tokens, tpm, rt.world_size)
     steps = math.ceil(cfg.epochs * len(batches) / accum) if cfg.epochs > 0 else cfg.max_steps
     hooks = []
-    if ev.em_curve_every > 0: hooks.append((ev.em_curve_every, gsm8k_em_hook(tok, _gsm8k_test(data, ev.em_curve_subset, load_fn), ev)))
+    if ev.em_curve_every > 0:
+        em_rows = _gsm8k_test(data, ev.em_curve_subset, load_fn)
+        if rt.is_main: heldout["gsm8k_em_curve"] = record_evaluated(paths, "sft/gsm8k_em_curve", f"gsm8k/test first {len(em_rows)}",
+                                                                     [question_hash(r["question"]) for r in em_rows])
+        hooks.append((ev.em_curve_every, gsm8k_em_hook(tok, em_rows, ev)))
     prompts = list(CHAT_PROMPTS) + [r["question"] for r in _gsm8k_test(data, 2, load_fn)]
     if rt.is_main:
         before = chat_samples(model, tok, prompts, ev.max_new_tokens, ev.calculator)
@@ -367,7 +385,7 @@ def run_sft(preset, run_dir, base_ckpt=None, resume: bool = False, overrides=Non
         "wall_s": time.perf_counter() - t0, "train_s": out.get("train_s"), "tokens_per_s": out.get("tokens_per_s"),
         "train_loss": out.get("loss"), "val_loss_before": val_before, "val_loss": out.get("val/loss"),
         "gsm8k_em_curve": curve, "packing": cfg.packing, "seq_len": seq_len, "micro_batches_per_epoch": len(batches),
-        "mix": mix.sizes, "keep_calculator": data.keep_calculator, "lora_r": cfg.lora_r, "trainable_params": trainable,
+        "mix": mix.sizes, "heldout": heldout, "keep_calculator": data.keep_calculator, "lora_r": cfg.lora_r, "trainable_params": trainable,
         "overlong": {"rule": f"prompt kept, answer cut at seq_len={seq_len}; dropped if the prompt leaves < {seq_len // 4} positions",
                      "train": train_stats, "val": val_stats},
         "device": device_name(rt.device), "world_size": rt.world_size, "dtype": rt.dtype}

@@ -8,6 +8,7 @@ import hashlib, itertools, json, os, re, shutil, warnings
 from pathlib import Path
 import numpy as np
 import torch
+from .errors import DataError
 
 # %% auto #0
 __all__ = ['corpus_split', 'TokenShards', 'build_shards', 'plan_epochs', 'BatchLoader', 'eval_windows']
@@ -18,7 +19,7 @@ def corpus_split(docs_by_corpus: dict[str, list[str]], val_docs: int) -> tuple[d
     train, val = {}, {}
     for name, docs in docs_by_corpus.items():
         if val_docs and len(docs) <= val_docs:
-            raise ValueError(f"{name}: {len(docs)} documents, too few to hold out val_docs={val_docs} and train on the rest")
+            raise DataError(f"{name}: {len(docs)} documents, too few to hold out data.val_docs={val_docs} and train on the rest")
         cut = len(docs) - val_docs
         train[name], val[name] = list(docs[:cut]), list(docs[cut:])
     return train, val

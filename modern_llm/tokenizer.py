@@ -10,7 +10,8 @@ import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'ROLES', 'CHAT_TEMPLATE_JINJA', 'Tokenizer', 'train_tokenizer', 'render_chat', 'bytes_per_token']
+__all__ = ['SPECIAL_TOKENS', 'ROLES', 'CHAT_TEMPLATE_JINJA', 'Tokenizer', 'train_tokenizer', 'render_chat', 'bytes_per_token',
+           'token_byte_lengths']
 
 # %% ../nbs/02_tokenizer.ipynb #016d0d00
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
@@ -56,9 +57,8 @@ class Tokenizer:
         "Write `tokenizer.json`: at `path` if it ends in `.json`, else into directory `path`."
         p = Path(path)
         if p.suffix != ".json": p = p / "tokenizer.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        self.tk.save(str(p))
-        return p
+        from modern_llm.runs import write_text   # atomic: a kill mid-save leaves the old file, never a torn one
+        return write_text(p, self.tk.to_str(pretty=True))
 
     @classmethod
     def load(cls, path) -> Tokenizer:
@@ -66,7 +66,10 @@ class Tokenizer:
         p = Path(path)
         if p.is_dir(): p = p / "tokenizer.json"
         if not p.is_file(): raise FileNotFoundError(f"no tokenizer at {path}: expected a tokenizer.json file or a directory holding one")
-        return cls(tokenizers.Tokenizer.from_file(str(p)))
+        try: return cls(tokenizers.Tokenizer.from_file(str(p)))
+        except Exception as e:   # the tokenizers library raises a bare Exception ("EOF while parsing ...")
+            from modern_llm.errors import CheckpointError
+            raise CheckpointError(f"{p}: unreadable tokenizer ({e})") from None
 
 # %% ../nbs/02_tokenizer.ipynb #ed024b2b
 def _take_bytes(texts, max_bytes):
@@ -121,3 +124,14 @@ def bytes_per_token(tok: Tokenizer, texts: Iterable[str]) -> float:
     n_tok = sum(map(len, tok.encode_batch(texts)))
     if n_tok == 0: raise ValueError("bytes_per_token: the texts encode to no tokens")
     return sum(len(t.encode("utf-8")) for t in texts) / n_tok
+
+# %% ../nbs/02_tokenizer.ipynb #tbl0ex01
+def token_byte_lengths(tk: tokenizers.Tokenizer) -> list[int]:
+    """UTF-8 bytes each token id of a byte-level BPE stands for (list indexed by id): one per character of its vocabulary
+    string (GPT-2's byte-to-character map); special tokens stand for no text (0). `tk` is a `tokenizers.Tokenizer`:
+    `Tokenizer.tk`, or a Hugging Face fast tokenizer's `backend_tokenizer` (GPT-2). Raises ValueError if it is not byte-level."""
+    if not isinstance(tk.decoder, decoders.ByteLevel): raise ValueError(f"token_byte_lengths needs a byte-level BPE, got decoder {tk.decoder!r}")
+    out = [0] * tk.get_vocab_size(with_added_tokens=True)
+    for s, i in tk.get_vocab(with_added_tokens=False).items(): out[i] = len(s)
+    for i, t in tk.get_added_tokens_decoder().items(): out[i] = 0 if t.special else len(t.content.encode("utf-8"))
+    return out

@@ -5,7 +5,9 @@
 # %% ../nbs/05_trainer.ipynb #7f642ee4
 from __future__ import annotations
 import contextlib, json, logging, math, os, shutil, signal, sys, threading, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 import torch
 import torch.nn as nn
 import torch.distributed as dist
@@ -20,8 +22,9 @@ from .runs import append_jsonl, read_jsonl, write_jsonl
 log = logging.getLogger("modern_llm")
 
 # %% auto #0
-__all__ = ['log', 'PEAK_BF16_FLOPS', 'peak_flops', 'device_name', 'mfu', 'lr_factor', 'build_optimizers', 'init_distributed',
-           'ToyBatches', 'TrainingDiverged', 'lm_loss', 'grad_accum_steps', 'Trainer', 'save', 'resume', 'fit']
+__all__ = ['log', 'PEAK_BF16_FLOPS', 'lm_loss', 'peak_flops', 'device_name', 'mfu', 'lr_factor', 'build_optimizers',
+           'init_distributed', 'ToyBatches', 'TrainingDiverged', 'LossTerm', 'StepLoss', 'target_count',
+           'grad_accum_steps', 'Trainer', 'save', 'resume', 'fit']
 
 # %% ../nbs/05_trainer.ipynb #4a3d27ec
 PEAK_BF16_FLOPS = [  # (substring of torch.cuda.get_device_name(), dense bf16 FLOP/s); the first match wins
@@ -88,10 +91,10 @@ def init_distributed(rt: Runtime):
     dist.init_process_group("nccl" if rt.device.startswith("cuda") else "gloo", rank=rt.rank, world_size=rt.world_size)
 
 class ToyBatches:
-    "Infinite `(x, y)` stream: rows `a, a+d, a+2d, ... (mod vocab)` (learnable) or uniform random tokens."
-    def __init__(self, vocab_size, seq_len, batch_size, rank=0, world_size=1, seed=0, random_tokens=False):
+    "Infinite `(x, y)` stream: rows `a, a+d, a+2d, ... (mod vocab)` (learnable) or uniform random tokens; `ragged`: each row keeps a random prefix (1..seq_len) of its targets, the rest are -100."
+    def __init__(self, vocab_size, seq_len, batch_size, rank=0, world_size=1, seed=0, random_tokens=False, ragged=False):
         self.vocab_size, self.seq_len, self.batch_size, self.rank, self.world_size = vocab_size, seq_len, batch_size, rank, world_size
-        self.seed, self.random_tokens, self.step = seed, random_tokens, 0
+        self.seed, self.random_tokens, self.ragged, self.step = seed, random_tokens, ragged, 0
     def __iter__(self): return self
     def __next__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
@@ -100,9 +103,11 @@ class ToyBatches:
         else:
             a, d = torch.randint(0, V, (n, 1), generator=g), torch.randint(1, 4, (n, 1), generator=g)
             t = (a + d * torch.arange(T)) % V
-        t = t[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        y = t[:, 1:]
+        if self.ragged: y = y.masked_fill(torch.arange(T - 1) >= torch.randint(1, T, (n, 1), generator=g), -100)
+        rows = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         self.step += 1
-        return t[:, :-1].contiguous(), t[:, 1:].contiguous()
+        return t[rows, :-1].contiguous(), y[rows].contiguous()
     def state_dict(self): return {"step": self.step, "seed": self.seed}
     def load_state_dict(self, d): self.step, self.seed = int(d["step"]), int(d["seed"])
 
@@ -110,10 +115,41 @@ class ToyBatches:
 class TrainingDiverged(RuntimeError):
     "The loss (or gradient) became NaN/inf; raised before the bad update, so the last checkpoint stays good."
 
-def lm_loss(model, batch):
-    "Next-token loss for `(x, y)` batches (targets -100 are ignored)."
-    x, y = batch[0], batch[1]
-    return model(x, y)[1], {}
+@dataclass(frozen=True)
+class LossTerm:
+    "One term of a stage's loss: `weight` x (sum of its per-unit losses over the step) / (its units in the step, all ranks)."
+    name: str                     # the term's unit mean is logged under this name
+    count: Callable               # count(batch) -> int: this term's units (tokens, rows, pairs) in one host micro-batch
+    weight: float = 1.0
+    unit: str | None = None       # the step's global unit count is logged under this name
+
+@dataclass(frozen=True)
+class StepLoss:
+    "A stage's loss for the `Trainer`: `forward(model, batch) -> (sums, stats)` with `sums` = {term name: scalar sum over the micro-batch} and `stats` = {metric: (sum, count)}."
+    forward: Callable
+    terms: tuple
+    def __post_init__(self):
+        names = [t.name for t in self.terms]
+        if not names or len(set(names)) != len(names): raise ValueError(f"StepLoss needs distinct term names, got {names}")
+        if "loss" in names and (len(names) > 1 or self.terms[0].weight != 1):
+            raise ValueError("StepLoss: a term named 'loss' must be the only term, with weight 1")
+    def __call__(self, model, batch): return self.forward(model, batch)
+    def counts(self, batch) -> list[int]:
+        "Units of each term in `batch` (read on the host, before any forward pass)."
+        return [int(t.count(batch)) for t in self.terms]
+    def combine(self, sums, totals) -> float:
+        "The loss of a step: `sum_t weight_t * sums[t] / totals[t]` (a term with no units adds 0)."
+        return sum(t.weight * float(s) / max(float(n), 1.0) for t, s, n in zip(self.terms, sums, totals))
+
+def target_count(batch) -> int:
+    "Targets of an `(x, y)` batch that are not -100."
+    return int((batch[1] != -100).sum())
+
+def _lm_sums(model, batch):
+    return {"loss": model(batch[0], batch[1], reduction="sum")[1]}, {}
+
+# next-token loss of `(x, y)` batches per target token (targets -100 are ignored), normalised over the whole step
+lm_loss = StepLoss(_lm_sums, (LossTerm("loss", target_count, unit="target_tokens"),))
 
 def _to_device(b, device):
     if isinstance(b, torch.Tensor): return b.to(device, non_blocking=True)
@@ -133,7 +169,7 @@ def grad_accum_steps(batch_tokens: int, tokens_per_micro_batch: int, world_size:
 # %% ../nbs/05_trainer.ipynb #3ad6504a
 class Trainer:
     "The training loop shared by every stage (see the top of this notebook)."
-    def __init__(self, model: nn.Module, cfg: TrainConfig, runtime: Runtime, *, train_batches, loss_fn=lm_loss,
+    def __init__(self, model: nn.Module, cfg: TrainConfig, runtime: Runtime, *, train_batches, loss_fn: StepLoss = lm_loss,
                  tokens_per_micro_batch: int, out_dir, metrics_path=None, tokenizer=None, eval_fn=None, hooks=(),
                  flops_per_token: float | None = None, hw: HardwareConfig | None = None, stage: str = "pretrain",
                  extra: dict | None = None, tensorboard: bool = True):
@@ -159,32 +195,51 @@ class Trainer:
         self._signal = None
 
     # -- one optimizer step ------------------------------------------------------------------------------------------
+    def accumulate(self) -> tuple[torch.Tensor, dict, list[float]]:
+        "Backward passes of one step's `accum` micro-batches, each term divided by its global unit count (see above); returns this rank's term sums `[n_terms]`, stats `{name: [sum, count]}` and the global counts."
+        model, ddp, terms = self.train_model, isinstance(self.train_model, DDP), self.loss_fn.terms
+        micro = [next(self.batches) for _ in range(self.accum)]       # on the host: count the units before any backward
+        counts = torch.tensor([self.loss_fn.counts(b) for b in micro], dtype=torch.float64).sum(0)
+        if self.rt.distributed:
+            counts = counts.to(self.device); dist.all_reduce(counts)
+        totals = counts.tolist()
+        scale = torch.tensor([t.weight * self.rt.world_size / max(n, 1.0) for t, n in zip(terms, totals)], device=self.device)
+        sums, stats = torch.zeros(len(terms), device=self.device), {}
+        for i, batch in enumerate(micro):
+            batch = _to_device(batch, self.device)
+            sync = model.no_sync() if ddp and i < self.accum - 1 else contextlib.nullcontext()
+            with sync:
+                with self.autocast: term_sums, st = self.loss_fn(model, batch)
+                part = torch.stack([term_sums[t.name].float() for t in terms])
+                scaled = (part * scale).sum()                                   # DDP's mean over ranks: times world_size
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            sums += part.detach()
+            for k, (s, n) in st.items():
+                pair = torch.stack([torch.as_tensor(v, device=self.device).detach().float() for v in (s, n)])
+                stats[k] = stats[k] + pair if k in stats else pair
+        return sums, stats, totals
+
     def train_step(self) -> dict:
         "Run one optimizer step (`accum` micro-batches); return its metrics. Raises `TrainingDiverged`."
-        model, ddp = self.train_model, isinstance(self.train_model, DDP)
-        model.train()
+        self.train_model.train()
         f = lr_factor(self.step, self.cfg)
         for o in self.optimizers:
             for g in o.param_groups: g["lr"] = g["base_lr"] * f
-        loss_sum, msums = torch.zeros((), device=self.device), {}
-        for i in range(self.accum):
-            batch = _to_device(next(self.batches), self.device)
-            sync = model.no_sync() if ddp and i < self.accum - 1 else contextlib.nullcontext()
-            with sync:
-                with self.autocast: loss, metrics = self.loss_fn(model, batch)
-                scaled = loss / self.accum
-                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            loss_sum += loss.detach().float() / self.accum
-            for k, v in metrics.items(): msums[k] = msums.get(k, 0.0) + torch.as_tensor(v, device=self.device).detach().float() / self.accum
+        sums, stats, totals = self.accumulate()
         if self.scaler:
             for o in self.optimizers: self.scaler.unscale_(o)
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf"))
-        keys = sorted(msums)
-        vals = torch.stack([loss_sum, *[msums[k] for k in keys], norm.float().to(self.device),
-                            torch.tensor(float(self._signal is not None), device=self.device)])
+        keys, n_terms = sorted(stats), len(totals)
+        vals = torch.cat([sums, *[stats[k] for k in keys], torch.stack([norm.float().to(self.device),
+                          torch.tensor(float(self._signal is not None), device=self.device)])])
         if self.rt.distributed: dist.all_reduce(vals)
-        vals = (vals / self.rt.world_size).tolist()      # the step's single host sync
-        loss, norm, stop = vals[0], vals[-2], vals[-1] > 0
+        vals = vals.tolist()                                  # the step's second host sync (the first: the unit counts)
+        term_sums, stat_vals, norm, stop = vals[:n_terms], vals[n_terms:-2], vals[-2] / self.rt.world_size, vals[-1] > 0
+        loss = self.loss_fn.combine(term_sums, totals)
+        terms = self.loss_fn.terms
+        row = {t.name: s / max(n, 1.0) for t, s, n in zip(terms, term_sums, totals)}
+        row.update({t.unit: int(n) for t, n in zip(terms, totals) if t.unit})
+        row.update({k: stat_vals[2 * i] / stat_vals[2 * i + 1] if stat_vals[2 * i + 1] else None for i, k in enumerate(keys)})
         if not math.isfinite(loss) or (self.scaler is None and not math.isfinite(norm)):
             for o in self.optimizers: o.zero_grad(set_to_none=True)
             good = latest_checkpoint(self.out_dir)
@@ -197,8 +252,7 @@ class Trainer:
         for o in self.optimizers: o.zero_grad(set_to_none=True)
         self.step += 1; self.tokens += self.tokens_per_step
         self._stop = stop
-        return {"step": self.step, "tokens": self.tokens, "lr": self.cfg.lr * f, "loss": loss, "grad_norm": norm,
-                **{k: v for k, v in zip(keys, vals[1:-2])}}
+        return {"step": self.step, "tokens": self.tokens, "lr": self.cfg.lr * f, **row, "loss": loss, "grad_norm": norm}
 
 # %% ../nbs/05_trainer.ipynb #dc80ebfe
 @torch.no_grad()
@@ -214,6 +268,9 @@ def _log(self, row: dict, bar=None):
     row = {k: v for k, v in row.items() if v is not None or k == "mfu"}
     self.last.update(row)
     if self.metrics_path: append_jsonl(self.metrics_path, row)
+    if self.metrics_path and "loss" in row:   # the live progress line the speedrun prints (12b_progress)
+        from modern_llm.progress import write_progress
+        write_progress(self.metrics_path, self.stage, row, self.cfg.max_steps, self.tokens_per_step)
     if self._tb is not None:
         for k, v in row.items():
             if k != "step" and isinstance(v, (int, float)): self._tb.add_scalar(f"{self.stage}/{k}", v, row["step"])

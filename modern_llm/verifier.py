@@ -15,19 +15,20 @@ from .checkpoint import CheckpointError, load_model, read_config, register_arch,
 from .config import ModelConfig, Preset, load_preset
 from .runtime import resolve_runtime
 from .data import load_records
-from .evaluate import gsm8k_eval, majority_vote
+from .evaluate import answers_match, gsm8k_eval, majority_vote
 from .generate import Engine
 from .model import ModernDecoderLM, flops_per_token
 from .runs import RunPaths, read_jsonl, write_json
 from .tokenizer import Tokenizer, render_chat
-from .trainer import Trainer
-from .verifier_data import ANSWER_MODE, label_mix, labelled_rows, sample_solutions, split_problems
+from .trainer import LossTerm, StepLoss, Trainer
+from .verifier_data import ANSWER_MODE, label_mix, labelled_rows, sample_solutions, verifier_problems
+from .splits import question_hash, record_evaluated, record_trained
 
 # %% auto #0
-__all__ = ['HEADS', 'encode_pair', 'encode_rows', 'collate', 'Verifier', 'verifier_loss', 'make_loss_fn', 'VerifierBatches',
-           'roc_auc', 'calibration', 'score_metrics', 'heldout_metrics', 'sum_rule_rows', 'rerank', 'weighted_vote',
-           'n_grid', 'rerank_curves', 'rerank_table', 'policy_checkpoint', 'init_verifier', 'rerank_candidates',
-           'examples', 'run_verifier']
+__all__ = ['HEADS', 'encode_pair', 'encode_rows', 'collate', 'Verifier', 'verifier_loss', 'value_targets', 'lm_targets',
+           'make_loss_fn', 'VerifierBatches', 'roc_auc', 'calibration', 'score_metrics', 'heldout_metrics',
+           'sum_rule_rows', 'rerank', 'weighted_vote', 'n_grid', 'rerank_curves', 'rerank_table', 'policy_checkpoint',
+           'init_verifier', 'rerank_candidates', 'examples', 'run_verifier']
 
 # %% ../nbs/09_verifier.ipynb #5e01a9a4
 def encode_pair(tok: Tokenizer, problem: str, solution: str, max_len: int) -> tuple[list[int], list[int]]:
@@ -66,12 +67,11 @@ class Verifier(nn.Module):
         self._hidden = None
         self.lm.norm.register_forward_hook(lambda mod, inp, out: setattr(self, "_hidden", out))
 
-    def forward(self, idx, lm_targets=None):
-        "`(values [B, T] logits, LM loss or None)`: mean next-token loss over the targets (0 when there are none)."
-        logits, _ = self.lm(idx)
+    def forward(self, idx, lm_targets=None, reduction: str = "mean"):
+        "`(values [B, T] logits, LM loss or None)`: next-token loss (nats) over the targets != -100, summed (`reduction='sum'`) or per target (0 when there are none)."
+        _, ce = self.lm(idx, lm_targets, reduction="sum")        # the trunk's own loss: no fp32 copy of the logits here
         values, self._hidden = self.value_head(self._hidden).squeeze(-1).float(), None
-        if lm_targets is None: return values, None
-        ce = F.cross_entropy(logits.float().flatten(0, 1), lm_targets.flatten(), ignore_index=-100, reduction="sum")
+        if lm_targets is None or reduction == "sum": return values, ce
         return values, ce / (lm_targets != -100).sum().clamp(min=1)   # no data-dependent branch: torch.compile keeps one graph
 
     @torch.no_grad()
@@ -107,26 +107,36 @@ class Verifier(nn.Module):
         return v
 
 # %% ../nbs/09_verifier.ipynb #02e17e30
-def verifier_loss(values: torch.Tensor, batch: dict, head: str) -> torch.Tensor:
-    "Binary cross-entropy of the value logits against each row's label (every solution token, or the last one)."
+def verifier_loss(values: torch.Tensor, batch: dict, head: str, reduction: str = "mean") -> torch.Tensor:
+    "Binary cross-entropy of the value logits against each row's label (every solution token, or the last one), per value target or summed (`reduction='sum'`)."
     y = batch["label"]
     if head == "token":
         m = batch["sol_mask"].float()
-        bce = F.binary_cross_entropy_with_logits(values, y[:, None].expand_as(values), reduction="none")
-        return (bce * m).sum() / m.sum()
-    return F.binary_cross_entropy_with_logits(values.gather(1, batch["last"][:, None]).squeeze(1), y)
+        bce = (F.binary_cross_entropy_with_logits(values, y[:, None].expand_as(values), reduction="none") * m).sum()
+        return bce if reduction == "sum" else bce / m.sum()
+    return F.binary_cross_entropy_with_logits(values.gather(1, batch["last"][:, None]).squeeze(1), y, reduction=reduction)
 
-def make_loss_fn(lm_loss_weight: float = 0.0):
-    "`loss_fn(model, batch) -> (loss, metrics)` for the trainer."
-    def loss_fn(model, batch):
+def value_targets(head: str):
+    "`count(batch)`: the value targets of a batch for `head` (solution tokens, or one per row)."
+    if head == "token": return lambda b: int(b["sol_mask"].sum())
+    return lambda b: len(b["label"])
+
+def lm_targets(batch: dict) -> int:
+    "LM targets of a batch (solution tokens of its correct rows)."
+    return int((batch["lm_targets"] != -100).sum())
+
+def make_loss_fn(head: str, lm_loss_weight: float = 0.0) -> StepLoss:
+    "The trainer's loss: BCE per value target of `head`, plus `lm_loss_weight` x next-token loss per LM target; logs `acc` per row."
+    def forward(model, batch):
         dev = next(model.parameters()).device
         batch = {k: t.to(dev) for k, t in batch.items()}
-        values, lm = model(batch["idx"], batch["lm_targets"] if lm_loss_weight > 0 else None)
-        bce = verifier_loss(values, batch, unwrap(model).head_type)
-        acc = ((values.gather(1, batch["last"][:, None]).squeeze(1) > 0).float() == batch["label"]).float().mean()
-        if lm is None: return bce, {"bce": bce.detach(), "acc": acc}
-        return bce + lm_loss_weight * lm, {"bce": bce.detach(), "lm_loss": lm.detach(), "acc": acc}
-    return loss_fn
+        values, lm = model(batch["idx"], batch["lm_targets"] if lm_loss_weight > 0 else None, reduction="sum")
+        sums = {"bce": verifier_loss(values, batch, head, reduction="sum")} | ({"lm_loss": lm} if lm is not None else {})
+        right = ((values.gather(1, batch["last"][:, None]).squeeze(1) > 0).float() == batch["label"]).float().sum()
+        return sums, {"acc": (right, len(batch["label"]))}
+    terms = (LossTerm("bce", value_targets(head), unit="value_targets"),)
+    if lm_loss_weight > 0: terms += (LossTerm("lm_loss", lm_targets, lm_loss_weight, unit="lm_targets"),)
+    return StepLoss(forward, terms)
 
 # %% ../nbs/09_verifier.ipynb #8fecfff9
 class VerifierBatches:
@@ -210,7 +220,7 @@ def n_grid(n: int) -> list[int]:
     return sorted({2 ** i for i in range(n.bit_length()) if 2 ** i < n} | {n})
 
 def rerank_curves(records: list[dict], scores: list[list[float]]) -> dict:
-    "EM of greedy, verifier top-1, verifier-weighted vote, majority vote and pass@N against N."
+    "EM (lm-eval exact match, `evaluate.answers_match`) of greedy, verifier top-1, verifier-weighted vote, majority vote and pass@N against N."
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")
     ns = n_grid(min(len(r["samples"]) for r in records))
     out = {"n": ns, "greedy": [], "verifier_top1": [], "verifier_vote": [], "majority": [], "pass": []}
@@ -218,8 +228,8 @@ def rerank_curves(records: list[dict], scores: list[list[float]]) -> dict:
         sub = [(r, s[:N], r["sample_answers"][:N], r["sample_correct"][:N]) for r, s in zip(records, scores)]
         out["greedy"].append(mean([r["correct_flexible"] for r in records]))
         out["verifier_top1"].append(mean([c[rerank(a, s)] for _, s, a, c in sub]))
-        out["verifier_vote"].append(mean([weighted_vote(a, s) == r["gold"] for r, s, a, _ in sub]))
-        out["majority"].append(mean([majority_vote(a) == r["gold"] for r, _, a, _ in sub]))
+        out["verifier_vote"].append(mean([answers_match(weighted_vote(a, s), r["gold"]) for r, s, a, _ in sub]))
+        out["majority"].append(mean([answers_match(majority_vote(a), r["gold"]) for r, _, a, _ in sub]))
         out["pass"].append(mean([any(c) for *_, c in sub]))
     return out
 
@@ -280,23 +290,30 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
     vc, ev, paths, rt = p.train.verifier, p.eval, RunPaths(run_dir).mkdirs(), resolve_runtime(p.hardware)
     torch.manual_seed(vc.seed)
     name, policy_dir = policy_checkpoint(paths, policy_ckpt)
-    policy, tok, _ = load_model(policy_dir, rt.device)
+    policy, tok, _ = load_model(policy_dir, rt.device, expect=p.model)
     if tok is None: raise FileNotFoundError(f"{policy_dir}: no tokenizer.json")
     kw = dict(mirror=p.data.mirror or None, sources=p.data.sources or None)
-    train_recs = load_records("gsm8k", "train", limit=vc.problems, **kw)
+    train_recs, val_recs = verifier_problems(load_records("gsm8k", "train", **kw), vc.problems, vc.holdout_frac)
     test_recs = load_records("gsm8k", "test", limit=ev.gsm8k_subset or None, **kw)
+    heldout = {}
+    if rt.is_main:    # checked against what SFT and DPO recorded: the held-out AUC is measured on problems nothing trained on (before any sampling: a leak fails fast)
+        record_trained(paths, "verifier/gsm8k", "gsm8k/train part verifier", [question_hash(r["question"]) for r in train_recs])
+        heldout["heldout"] = record_evaluated(paths, "verifier/heldout", "gsm8k/train part heldout", [question_hash(r["question"]) for r in val_recs])
+        heldout["test"] = record_evaluated(paths, "verifier/reranking", "gsm8k/test", [question_hash(r["question"]) for r in test_recs])
     dtype = rt.torch_dtype if rt.device.startswith("cuda") else None
-    samples = (sample_solutions(policy, tok, [r["question"] for r in train_recs], vc.samples_per_problem, ev, vc.seed, dtype)
+    samples = (sample_solutions(policy, tok, [r["question"] for r in train_recs + val_recs], vc.samples_per_problem, ev, vc.seed, dtype)
                if vc.samples_per_problem else None)
     records, cand_source = rerank_candidates(paths, name, policy_dir, policy, tok, test_recs, ev, dtype)
     del policy
     t_sample = time.time() - t0
-    rows = labelled_rows(train_recs, samples, vc.seed, p.data.keep_calculator)
-    train_rows, val_rows = split_problems(rows, vc.holdout_frac, vc.seed)
+    n_tr = len(train_recs)
+    train_rows = labelled_rows(train_recs, samples and samples[:n_tr], vc.seed, p.data.keep_calculator)
+    val_rows = labelled_rows(val_recs, samples and samples[n_tr:], vc.seed + 1, p.data.keep_calculator)
+    rows = train_rows + val_rows
     verifier = init_verifier(vc, paths, p.model, tok, rt.device)
     L = verifier.cfg.max_seq_len
     trainer = Trainer(verifier, vc, rt, train_batches=VerifierBatches(train_rows, tok, vc.micro_batch_size, L, vc.seed, rt.rank, rt.world_size),
-                      loss_fn=make_loss_fn(vc.lm_loss_weight), tokens_per_micro_batch=vc.micro_batch_size * L,
+                      loss_fn=make_loss_fn(vc.head, vc.lm_loss_weight), tokens_per_micro_batch=vc.micro_batch_size * L,
                       out_dir=paths.train_dir("verifier"), metrics_path=paths.metrics_file("verifier"), tokenizer=tok,
                       eval_fn=lambda m: {k: v for k, v in heldout_metrics(m, val_rows, ev.batch_size).items() if v is not None},
                       flops_per_token=flops_per_token(verifier.cfg, L), hw=p.hardware, stage="verifier",
@@ -318,6 +335,7 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
                     "label_mix": label_mix(rows), "label_mix_train": label_mix(train_rows), "label_mix_val": label_mix(val_rows),
                     "rows_truncated": sum(n > L for n in lens), "answer_extraction": ANSWER_MODE,
                     "samples_per_problem": vc.samples_per_problem, "keep_calculator": p.data.keep_calculator},
+           "heldout_problems": heldout,
            "heldout": {**score_metrics(val_scores, y), "auc_policy_samples": roc_auc(*zip(*smp)) if smp else None,
                        "calibration": calibration(val_scores, y)},
            "reranking": table, "verifier_em": table[1]["em"], "curves": curves,

@@ -9,11 +9,13 @@ from collections import defaultdict
 from .evaluate import answers_match, extract_answer, gold_answer
 from .generate import PROMPT_STRIDE, Engine, chat_prompt_ids, safe_calc
 from .sft import to_conversation
+from .splits import gsm8k_part
+from .errors import DataError, PresetError
 
 # %% auto #0
 __all__ = ['NEGATIVE_KINDS', 'ANSWER_MODE', 'synthetic_gsm8k', 'num_value', 'fmt_num', 'perturb_number', 'split_final',
            'perturb_step', 'perturb_final', 'drop_steps', 'swap_solution', 'solution_text', 'check_wrong', 'negatives',
-           'sample_solutions', 'is_correct', 'labelled_rows', 'label_mix', 'split_problems']
+           'sample_solutions', 'is_correct', 'labelled_rows', 'label_mix', 'verifier_problems']
 
 # %% ../nbs/09a_verifier_data.ipynb #40607692
 def synthetic_gsm8k(n: int, seed: int = 0) -> list[dict]:
@@ -185,9 +187,10 @@ def label_mix(rows: list[dict]) -> dict:
             mix[key]["rows"] += 1; mix[key]["correct" if r["label"] else "incorrect"] += 1
     return {k: v for k, v in mix.items() if k != "total"} | {"total": mix["total"]}
 
-def split_problems(rows: list[dict], holdout_frac: float, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    "`(train, val)` rows, holding out a `holdout_frac` share of whole problems (at least one)."
-    pids = sorted({r["pid"] for r in rows})
-    if len(pids) < 2: raise ValueError(f"need at least 2 problems to hold some out, got {len(pids)}")
-    val = set(random.Random(seed).sample(pids, min(len(pids) - 1, max(1, round(holdout_frac * len(pids))))))
-    return [r for r in rows if r["pid"] not in val], [r for r in rows if r["pid"] in val]
+def verifier_problems(gsm8k_train: list[dict], problems: int, holdout_frac: float) -> tuple[list[dict], list[dict]]:
+    "`(train, held-out)` GSM8K train records: `problems` in all, a `holdout_frac` share (at least 1) from the `heldout` part, the rest from the `verifier` part."
+    n_val = max(1, round(holdout_frac * problems))
+    if problems - n_val < 1: raise PresetError(f"train.verifier.problems={problems} with holdout_frac={holdout_frac} leaves no training problem")
+    train, val = gsm8k_part(gsm8k_train, "verifier", problems - n_val), gsm8k_part(gsm8k_train, "heldout", n_val)
+    if not train or not val: raise DataError(f"GSM8K train ({len(gsm8k_train)} rows) has {len(train)} 'verifier' and {len(val)} 'heldout' problems: need both")
+    return train, val

@@ -43,3 +43,9 @@ def test_bad_preset_key_is_one_line_exit_2():
 def test_missing_run_dir_exit_2():
     r = cli("report", "/nonexistent/run-dir")
     assert r.returncode == 2 and "no run directory" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+def test_user_error_traceback_only_with_debug():
+    r = cli("--debug", "preset", "show", "smoke", "model.d_modle=64")
+    assert r.returncode != 0 and "Traceback" in r.stderr and "PresetError" in r.stderr, r.stderr
+    r = cli("preset", "show", "smoke", "model.d_modle=64")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

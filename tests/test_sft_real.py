@@ -6,6 +6,7 @@ import pytest
 from modern_llm.config import load_preset
 from modern_llm.data import shared_data_dir, load_text_documents, load_records
 from modern_llm.sft import build_sft_mix, encode_mix, shift_labels
+from modern_llm.splits import gsm8k_part, part_of, question_hash
 from modern_llm.tokenizer import train_tokenizer
 
 MIRROR = shared_data_dir()
@@ -33,7 +34,8 @@ def test_smoke_mix_counts(smoke_data, mix):
     print(mix.sizes)
 
 def test_gsm8k_keeps_final_answer_line(smoke_data, mix):
-    rows = load_records("gsm8k", "train", mirror=str(MIRROR), limit=next(c for c in smoke_data.sft_mix if c.name == "gsm8k").max_examples)
+    limit = next(c for c in smoke_data.sft_mix if c.name == "gsm8k").max_examples
+    rows = gsm8k_part(load_records("gsm8k", "train", mirror=str(MIRROR)), "sft", limit)     # SFT trains on its part only
     source = {r["question"]: r["answer"] for r in rows}
     gsm = [c["messages"] for c in mix.train + mix.val if c["source"] == "gsm8k"]
     assert len(gsm) == len(rows)
@@ -61,3 +63,9 @@ def test_masks_non_empty_and_counted(smoke_data, mix, tok):
         y = [t for t in shift_labels(e.ids, e.mask)[1] if t != -100]
         assert "#### " in tok.decode(y).splitlines()[-1] and y[-1] == tok.end_id
     print(stats)
+
+def test_gsm8k_sft_part_only(mix):
+    "SFT's GSM8K conversations all come from the 'sft' part of the shared split: none from the held-out part."
+    gsm = [c["messages"][0]["content"] for c in mix.train + mix.val if c["source"] == "gsm8k"]
+    assert gsm and all(part_of(q) == "sft" for q in gsm)
+    assert sorted(mix.problems["gsm8k"]) == sorted(question_hash(q) for q in gsm)

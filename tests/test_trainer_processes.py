@@ -11,8 +11,8 @@ HERE = Path(__file__).resolve()
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parents[1])}
 
 
-def worker(out_dir, max_steps=6, micro_batch=8, batch_tokens=256, save_every=0, log_every=1, resume=False, slow_save=0.0):
-    "A toy training run (tiny model, `ToyBatches`); rank/world from the torchrun environment. Prints the result as JSON."
+def worker(out_dir, max_steps=6, micro_batch=8, batch_tokens=256, save_every=0, log_every=1, resume=False, slow_save=0.0, ragged=0):
+    "A toy training run (tiny model, `ToyBatches`, `ragged`: masked targets); rank/world from the torchrun environment. Prints the result as JSON."
     import torch
     import modern_llm.checkpoint as ck
     from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig
@@ -33,7 +33,7 @@ def worker(out_dir, max_steps=6, micro_batch=8, batch_tokens=256, save_every=0, 
     model = ModernDecoderLM(ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=16))
     cfg = TrainConfig(max_steps=max_steps, batch_tokens=batch_tokens, micro_batch_size=micro_batch, lr=1e-2, warmup_steps=2,
                       eval_every=0, log_every=log_every, save_every=save_every, keep_last=3)
-    tr = Trainer(model, cfg, rt, train_batches=ToyBatches(64, 16, micro_batch, rt.rank, rt.world_size, seed=3),
+    tr = Trainer(model, cfg, rt, train_batches=ToyBatches(64, 16, micro_batch, rt.rank, rt.world_size, seed=3, ragged=bool(ragged)),
                  tokens_per_micro_batch=micro_batch * 16, out_dir=out / "train", metrics_path=out / "metrics.jsonl",
                  tensorboard=False)
     res = tr.fit(resume=resume)
@@ -93,6 +93,28 @@ def test_torchrun_ddp_matches_one_process(tmp_path):
     assert len(a) == len(b) == 6
     assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-4, (a, b)
     assert len(list(two.glob("pid_*"))) == 1 and [p.name for p in (two / "train").iterdir()] == ["step_000006"]
+
+
+def test_torchrun_unequal_target_counts_match_one_process(tmp_path):
+    "Masked targets, so each rank and micro-batch has its own count: 2 processes give the 1-process steps (loss, weights)."
+    import torch
+    from modern_llm.checkpoint import load_model
+    from modern_llm.trainer import ToyBatches
+    ranks = [ToyBatches(64, 16, 4, r, 2, seed=3, ragged=True) for r in (0, 1)]
+    counts = [[int((next(b)[1] != -100).sum()) for b in ranks] for _ in range(12)]
+    assert all(a != b for a, b in counts), counts                       # every micro-batch: the ranks' counts differ
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(); two.mkdir()
+    subprocess.run([sys.executable, *_cmd(one, micro_batch=8, ragged=1)], env=ENV, check=True, capture_output=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        *_cmd(two, micro_batch=4, ragged=1)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    a, b = _losses(one), _losses(two)
+    assert len(a) == len(b) == 6 and max(abs(x - y) for x, y in zip(a, b)) <= 1e-5, (a, b)
+    wa, wb = (load_model(d / "train" / "step_000006")[0].state_dict() for d in (one, two))
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-5
+    rows = [json.loads(l) for l in (two / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["target_tokens"] == sum(counts[0]) + sum(counts[1])     # step 1 = micro-batches 0 and 1 of both ranks
 
 
 def test_torchrun_run_pretrain_matches_one_process(tmp_path):

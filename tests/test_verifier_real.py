@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 from modern_llm.data import load_records, shared_data_dir
 from modern_llm.evaluate import answers_match, extract_answer, gold_answer
-from modern_llm.verifier_data import NEGATIVE_KINDS, labelled_rows, negatives, split_problems
+from modern_llm.verifier_data import NEGATIVE_KINDS, labelled_rows, negatives, verifier_problems
+from modern_llm.splits import PARTS, gsm8k_part, part_of
 
 MIRROR = shared_data_dir()
 pytestmark = pytest.mark.skipif(MIRROR is None or not (MIRROR / "gsm8k" / "train.jsonl.gz").exists(),
@@ -35,5 +36,13 @@ def test_labelled_rows_and_holdout(train):
     golds = [r for r in rows if r["source"] == "gold"]
     assert len(golds) == 100 and all(r["label"] == 1 for r in golds)
     assert all(r["label"] == 0 for r in rows if r["source"] in NEGATIVE_KINDS)
-    tr, va = split_problems(rows, 0.2, seed=0)
-    assert len({r["pid"] for r in va}) == 20 and not {r["pid"] for r in tr} & {r["pid"] for r in va}
+
+def test_verifier_problems_on_the_real_split(train):
+    "The verifier trains on its own part of GSM8K train and is measured on the held-out part: disjoint from SFT's and DPO's."
+    sizes = {p: len(gsm8k_part(train, p)) for p in PARTS}
+    assert sizes == {"sft": 4575, "dpo": 1061, "verifier": 1101, "heldout": 736}, sizes   # the recorded split of 7,473 problems
+    tr, va = verifier_problems(train, 256, 0.2)
+    assert (len(tr), len(va)) == (205, 51)
+    assert {part_of(r["question"]) for r in tr} == {"verifier"} and {part_of(r["question"]) for r in va} == {"heldout"}
+    tr, va = verifier_problems(train, 5000, 0.1)          # more than the parts hold: the whole parts
+    assert (len(tr), len(va)) == (1101, 500)
