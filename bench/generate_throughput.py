@@ -5,18 +5,20 @@ the same prompts (random tokens) and the same work: `--prompts` prompts x `--sam
 tokens each (no early stop), top-k sampling at temperature 1. Every engine is warmed up with one full call (which
 also compiles, where it compiles) before the timed calls; the best of `--repeats` timed calls is reported.
 Our engine prefills each prompt once and repeats its cache rows; `generate(num_return_sequences=N)` prefills every
-row. Reports new tokens per second (rows x new tokens / wall time) and writes JSON (atomically) to `--out`.
+row. Reports new tokens per second (rows x new tokens / wall time) and writes JSON (atomically) to `--out`, rewritten
+after every engine, so a run killed at a time cap keeps what it measured.
 
 Our engine's modes (`--modes`): `default` is what `Engine(model, tok)` does on the device (on CUDA: the static
 decode step captured in a CUDA graph), `eager` the same step without a graph, `compiled` the step compiled with
-`torch.compile` and then captured. HF's cache implementations (`--hf`): `static` (the issue-22 reference) and
-`dynamic`.
+`torch.compile` and then captured; a mode with `+sink` (e.g. `default+sink`) runs on the same shape with the learnable
+attention sink on, the presets' setting (held in the static cache's slot 0, so no step copies the cache). HF's cache
+implementations (`--hf`): `static` (the issue-22 reference) and `dynamic`. Our engines run first, then HF's.
 
     python bench/generate_throughput.py --out generate.json     # the issue-22 setting: 16 prompts x 16 samples,
         # 128-token prompts, 256 new tokens, top-k 50, bf16, Llama-shaped 124M (12 layers, d 768, MHA, vocab 50304)
     python bench/generate_throughput.py --dry-run --out generate.json   # tiny shapes on the CPU, every path, seconds
 """
-import argparse, json, platform, sys, time
+import argparse, dataclasses, json, platform, sys, time
 from pathlib import Path
 from types import SimpleNamespace
 import torch
@@ -60,18 +62,32 @@ def parse(argv=None):
     ap.add_argument("--sink", action="store_true", help="our model with the learnable sink (default off, like Llama)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--modes", default="", help="our engine's modes, comma-separated from default,eager,compiled "
-                                                "(default: default,compiled on CUDA, default elsewhere)")
+    ap.add_argument("--modes", default="", help="our engine's modes, comma-separated from default,eager,compiled, each "
+                                                "optionally with +sink (default: default,compiled on CUDA, default elsewhere)")
     ap.add_argument("--hf", default="static", help="HF cache implementations, comma-separated from static,dynamic; '' for none")
     ap.add_argument("--skip-hf", action="store_true", help="same as --hf ''")
     a = ap.parse_args(argv)
     if a.dry_run: vars(a).update(DRY)
     if a.skip_hf: a.hf = ""
     if not a.modes: a.modes = "default,compiled" if a.device.startswith("cuda") else "default"
-    bad = [m for m in a.modes.split(",") if m not in ("default", "eager", "compiled")] + \
+    bad = [m for m in a.modes.split(",") if m.removesuffix("+sink") not in ("default", "eager", "compiled")] + \
           [h for h in filter(None, a.hf.split(",")) if h not in ("static", "dynamic")]
     if bad: ap.error(f"unknown mode or cache implementation: {bad}")
     return a
+
+
+def report(a, cfg, dtype, res):
+    "The JSON record of what was measured so far (`res`: results by engine)."
+    dev, rows = a.device, a.prompts * a.samples
+    ours = max((v["new_tokens_per_s"] for k, v in res.items() if k.startswith("modern_llm") and "new_tokens_per_s" in v), default=None)
+    for k, v in res.items():
+        if k.startswith("hf_") and "new_tokens_per_s" in v and ours: v["best_engine_speedup"] = ours / v["new_tokens_per_s"]
+    return {"device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)",
+            "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__, "host": platform.node(), "dry_run": a.dry_run,
+            "params_m": round(num_params(cfg) / 1e6, 1), "rows": rows, "new_tokens_total": rows * a.new_tokens,
+            "target_new_tokens_per_s": TARGET_NEW_TOKENS_PER_S, "best_engine_new_tokens_per_s": ours,
+            "meets_target": None if a.dry_run or ours is None else ours >= TARGET_NEW_TOKENS_PER_S,
+            "args": vars(a), "results": res, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def main(argv=None):
@@ -85,62 +101,69 @@ def main(argv=None):
     prompts = torch.randint(10, a.vocab, (a.prompts, a.prompt_len))
     rows, res = a.prompts * a.samples, {}
     tokens = rows * a.new_tokens
+    def record(key, value):
+        res[key] = value
+        print(f"{key}: {value}", flush=True)
+        if a.out: write_json(Path(a.out), report(a, cfg, dtype, res))
 
-    model = ModernDecoderLM(cfg).to(dev, dtype).eval()
+    models = {}   # by sink on/off: one model per setting, shared by the modes
     tok = SimpleNamespace(pad_id=0, eos_id=2, end_id=6)   # the engine needs only these ids here (no stop strings)
-    for mode in a.modes.split(","):
-        key = "modern_llm_engine" + ("" if mode == "default" else "_" + mode)
+    for spec in a.modes.split(","):
+        mode, sink = spec.removesuffix("+sink"), spec.endswith("+sink") or a.sink
+        key = "modern_llm_engine" + ("" if mode == "default" else "_" + mode) + ("_sink" if spec.endswith("+sink") else "")
         try:
+            if sink not in models:
+                torch.manual_seed(0)
+                models[sink] = ModernDecoderLM(dataclasses.replace(cfg, sink=sink)).to(dev, dtype).eval()
+            model = models[sink]
             eng = Engine(model, tok, cuda_graphs=False if mode == "eager" else None, compile=mode == "compiled")
             run = lambda: eng.generate(prompts.tolist(), a.new_tokens, temperature=1.0, top_k=a.top_k, n_samples=a.samples,
                                        seed=0, stop_ids=[])
             out = []
             warm, t = timed(lambda: out.append(run()), dev, a.repeats)
             assert all(len(s) == a.new_tokens for p in out[-1] for s in p) and len(out[-1]) == a.prompts
-            res[key] = {"seconds": t, "new_tokens_per_s": tokens / t, "warmup_s": warm,
-                        "cuda_graphs": eng.cuda_graphs, "compiled": mode == "compiled"}
+            record(key, {"seconds": t, "new_tokens_per_s": tokens / t, "warmup_s": warm, "sink": sink,
+                         "cuda_graphs": eng.cuda_graphs, "compiled": mode == "compiled"})
+            del eng   # its kept CUDA graphs and caches go with it
         except Exception as e:  # record, do not hide, a mode that fails here; the other modes still run
-            res[key] = {"error": f"{type(e).__name__}: {e}"[:500]}
-        print(f"{key}: {res[key]}", flush=True)
-    del model
+            record(key, {"error": f"{type(e).__name__}: {e}"[:500]})
+    models.clear()
     if dev.startswith("cuda"): torch.cuda.empty_cache()
-
-    if a.hf:
-        import transformers
-        from transformers import LlamaConfig, LlamaForCausalLM
-        hcfg = LlamaConfig(vocab_size=a.vocab, hidden_size=a.d_model, intermediate_size=cfg.ffn_dim, num_hidden_layers=a.layers,
-                           num_attention_heads=a.heads, num_key_value_heads=a.kv_heads or a.heads, max_position_embeddings=ctx,
-                           tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-        hf = LlamaForCausalLM(hcfg).to(dev, dtype).eval()
-        ids, att = prompts.to(dev), torch.ones_like(prompts).to(dev)
-        for impl in a.hf.split(","):
-            kw = dict(do_sample=True, top_k=a.top_k, top_p=1.0, temperature=1.0, max_new_tokens=a.new_tokens,
-                      min_new_tokens=a.new_tokens, num_return_sequences=a.samples, pad_token_id=0)
-            if impl == "static": kw["cache_implementation"] = "static"
-            def run_hf():
-                with torch.inference_mode(): return hf.generate(input_ids=ids, attention_mask=att, **kw)
-            try:
-                shapes = []
-                warm, t = timed(lambda: shapes.append(run_hf().shape), dev, a.repeats)
-                assert shapes[-1] == (rows, a.prompt_len + a.new_tokens), shapes[-1]
-                res[f"hf_generate_{impl}"] = {"seconds": t, "new_tokens_per_s": tokens / t, "warmup_s": warm}
-            except Exception as e:  # record, do not hide, a cache implementation that fails here
-                res[f"hf_generate_{impl}"] = {"error": f"{type(e).__name__}: {e}"[:500]}
-            print(f"hf_generate_{impl}: {res[f'hf_generate_{impl}']}", flush=True)
-        res["transformers"] = transformers.__version__
-    ours = max((v["new_tokens_per_s"] for k, v in res.items() if k.startswith("modern_llm") and "new_tokens_per_s" in v), default=None)
-    for k, v in list(res.items()):
-        if k.startswith("hf_") and "new_tokens_per_s" in v and ours: v["best_engine_speedup"] = ours / v["new_tokens_per_s"]
-    info = {"device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)",
-            "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__, "host": platform.node(), "dry_run": a.dry_run,
-            "params_m": round(num_params(cfg) / 1e6, 1), "rows": rows, "new_tokens_total": tokens,
-            "target_new_tokens_per_s": TARGET_NEW_TOKENS_PER_S, "best_engine_new_tokens_per_s": ours,
-            "meets_target": None if a.dry_run or ours is None else ours >= TARGET_NEW_TOKENS_PER_S,
-            "args": vars(a), "results": res, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if a.hf: hf_generate(a, cfg, dtype, prompts, record)
+    info = report(a, cfg, dtype, res)
     print(json.dumps(info, indent=1))
     if a.out: write_json(Path(a.out), info)
     failed = [k for k, v in res.items() if isinstance(v, dict) and "error" in v]
     return info, failed
+
+
+def hf_generate(a, cfg, dtype, prompts, record):
+    "Time HF `generate()` on a same-shaped random Llama, one entry per cache implementation in `a.hf`, via `record`."
+    try:
+        import transformers
+        from transformers import LlamaConfig, LlamaForCausalLM
+    except ImportError as e:  # a bare GPU image may lack it: say so, keep our numbers
+        return record("hf_generate", {"error": f"transformers is not installed: {e}"[:500]})
+    dev, rows, ctx = a.device, a.prompts * a.samples, a.prompt_len + a.new_tokens
+    hcfg = LlamaConfig(vocab_size=a.vocab, hidden_size=a.d_model, intermediate_size=cfg.ffn_dim, num_hidden_layers=a.layers,
+                       num_attention_heads=a.heads, num_key_value_heads=a.kv_heads or a.heads, max_position_embeddings=ctx,
+                       tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    hf = LlamaForCausalLM(hcfg).to(dev, dtype).eval()
+    ids, att = prompts.to(dev), torch.ones_like(prompts).to(dev)
+    for impl in a.hf.split(","):
+        kw = dict(do_sample=True, top_k=a.top_k, top_p=1.0, temperature=1.0, max_new_tokens=a.new_tokens,
+                  min_new_tokens=a.new_tokens, num_return_sequences=a.samples, pad_token_id=0)
+        if impl == "static": kw["cache_implementation"] = "static"
+        def run_hf():
+            with torch.inference_mode(): return hf.generate(input_ids=ids, attention_mask=att, **kw)
+        try:
+            shapes = []
+            warm, t = timed(lambda: shapes.append(run_hf().shape), dev, a.repeats)
+            assert shapes[-1] == (rows, ctx), shapes[-1]
+            record(f"hf_generate_{impl}", {"seconds": t, "new_tokens_per_s": rows * a.new_tokens / t, "warmup_s": warm,
+                                           "transformers": transformers.__version__})
+        except Exception as e:  # record, do not hide, a cache implementation that fails here
+            record(f"hf_generate_{impl}", {"error": f"{type(e).__name__}: {e}"[:500]})
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ import ast, contextlib, math, operator, re
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
+from tokenizers import decoders
 from .model import KVCache
 from .tokenizer import render_chat
 
 # %% auto #0
 __all__ = ['CALC_MAX_LEN', 'CALC_MAX_EXP', 'CALC_MAX_ABS', 'PROMPT_STRIDE', 'safe_calc', 'unit_interval', 'uniform_noise',
-           'sample_next', 'token_bytes', 'stop_cut', 'StaticKVCache', 'repeat_cache_rows', 'select_cache_rows',
-           'chat_prompt_ids', 'Engine']
+           'sample_next', 'token_bytes', 'stop_cut', 'learned_sink', 'StaticKVCache', 'repeat_cache_rows',
+           'select_cache_rows', 'chat_prompt_ids', 'graph_key', 'Engine']
 
 # %% ../nbs/06_generate.ipynb #e3dfa51d
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -92,9 +93,14 @@ def _byte_of_char() -> dict[str, int]:
     return {**{chr(b): b for b in printable}, **{chr(256 + i): b for i, b in enumerate(others)}}
 
 def token_bytes(tok) -> list[bytes]:
-    "The UTF-8 bytes each token id of the byte-level BPE `tok` stands for; b'' for special tokens (they decode to nothing)."
-    byte_of, special = _byte_of_char(), set(tok.tk.get_added_tokens_decoder())
-    return [b"" if i in special else bytes(byte_of[c] for c in tok.tk.id_to_token(i)) for i in range(tok.vocab_size)]
+    """The UTF-8 bytes each token id of the byte-level BPE `tok` (a `Tokenizer`) stands for, indexed by id; b'' for
+    special tokens (they decode to nothing). The bytes behind `tokenizer.token_byte_lengths`. ValueError if not byte-level."""
+    tk, byte_of = tok.tk, _byte_of_char()
+    if not isinstance(tk.decoder, decoders.ByteLevel): raise ValueError(f"token_bytes needs a byte-level BPE, got decoder {tk.decoder!r}")
+    out = [b""] * tk.get_vocab_size(with_added_tokens=True)
+    for s, i in tk.get_vocab(with_added_tokens=False).items(): out[i] = bytes(byte_of[c] for c in s)
+    for i, t in tk.get_added_tokens_decoder().items(): out[i] = b"" if t.special else t.content.encode("utf-8")
+    return out
 
 def stop_cut(tb: list[bytes], gen: list[int], stop_strings) -> int | None:
     """Number of tokens of `gen` to keep when its text contains a stop string: up to the token that holds the string's
@@ -109,12 +115,24 @@ def stop_cut(tb: list[bytes], gen: list[int], stop_strings) -> int | None:
     return len(gen)
 
 # %% ../nbs/06_generate.ipynb #9938345f
+def learned_sink(model) -> tuple[torch.Tensor, torch.Tensor] | None:
+    "The learned sink's keys and values, each [n_layers, H_kv, head_dim], of a `ModernDecoderLM` with `cfg.sink`; else None."
+    blocks = getattr(model, "blocks", None)   # a model without attention blocks (a test's scripted table) has none
+    if not model.cfg.sink or blocks is None: return None
+    return torch.stack([b.attn.sink_k for b in blocks]), torch.stack([b.attn.sink_v for b in blocks])
+
 class StaticKVCache(KVCache):
-    "A dense `KVCache` of fixed `capacity` slots per row whose tensors never change shape: see the prose above."
-    def __init__(self, cfg, batch_size: int, capacity: int, device="cpu", dtype=torch.float32):
-        super().__init__(cfg, batch_size, capacity, device, dtype)
-        self.len = capacity   # slots attention reads (`valid` hides the unwritten ones); an eager caller may lower it
-        self.next_slot = torch.zeros(batch_size, dtype=torch.long, device=device)
+    """A dense `KVCache` of fixed `capacity` token slots per row whose tensors never change shape: see the prose above.
+    `sink` (`learned_sink(model)`): held in one extra slot 0, written here once (`holds_sink`)."""
+    def __init__(self, cfg, batch_size: int, capacity: int, device="cpu", dtype=torch.float32, sink=None):
+        held = int(sink is not None)
+        super().__init__(cfg, batch_size, capacity + held, device, dtype)
+        self.len = self.capacity   # slots attention reads (`valid` hides the unwritten ones); an eager caller may lower it
+        self.next_slot = torch.full((batch_size,), held, dtype=torch.long, device=device)
+        if held:   # position -1: before every query, so the causal mask lets all of them see it
+            self.holds_sink = True
+            self.k[:, :, :, 0], self.v[:, :, :, 0] = (t.to(dtype)[:, None] for t in sink)
+            self.pos[:, 0], self.valid[:, 0] = -1, True
 
     def reserve(self, positions, token_mask):
         "Slots [B, T] for T new tokens per row (from each row's pointer); the pointer moves past the row's last real token."
@@ -151,10 +169,21 @@ def chat_prompt_ids(tok, user_text: str) -> list[int]:
     "Chat-format prompt for one user message, ending with the assistant generation prompt."
     return render_chat(tok, [{"role": "user", "content": user_text}], add_generation_prompt=True)[0]
 
+def graph_key(rows: int, capacity: int, dtype, device, new_tokens: int, sampling: tuple, stop_ids, trigger_bytes: bytes | None,
+              calculator: bool, weights) -> tuple:
+    """The key of a captured decode step: everything the CUDA graph bakes in — the shapes (`rows`, cache `capacity`
+    slots, `new_tokens`), `dtype` and `device`, the step's Python numbers (`sampling` = (temperature, top_k, top_p);
+    greedy ignores top-k / top-p), the `stop_ids` (a set) and the trigger table it reads (`trigger_bytes`, None without
+    one), `calculator`, and `weights` (the parameters' addresses: a graph reads them in place). Equal keys: one graph."""
+    temperature, top_k, top_p = sampling
+    sampling = (0.0, 0, 1.0) if temperature <= 0 else (float(temperature), int(top_k), float(top_p))
+    return (int(rows), int(capacity), str(dtype), str(device), int(new_tokens), sampling, tuple(sorted(set(stop_ids))),
+            trigger_bytes, bool(calculator), tuple(weights))
+
 class Engine:
     """Batched generation and streaming scoring for a `ModernDecoderLM` and its tokenizer. `dtype`: autocast to it if it
-    differs from the weights'. `cuda_graphs` (default: on a CUDA device) replays the decode step as a CUDA graph;
-    `compile` (False, True, or a `torch.compile` backend name) compiles the step first. Both keep done rows in the batch."""
+    differs from the weights'. `cuda_graphs` (default: on a CUDA device) replays the decode step as a CUDA graph (up to
+    `max_graphs` kept for later calls, by `graph_key`); `compile` (False, True, or a `torch.compile` backend name) compiles the step first. Both keep done rows in the batch."""
     def __init__(self, model, tokenizer, device=None, dtype=None, *, cuda_graphs: bool | None = None, compile=False):
         p = next(model.parameters())
         self.device = torch.device(device) if device is not None else p.device
@@ -167,6 +196,7 @@ class Engine:
             self._step, fullgraph=True, dynamic=False, **({"backend": compile} if isinstance(compile, str) else {}))
         self.static_shapes = bool(compile) or self.cuda_graphs   # then rows that are done stay in the batch
         self._bytes, self._tables = None, {}
+        self._graphs, self.max_graphs = {}, 4   # captured steps by `graph_key`, least recently used first; each holds its cache
 
     @property
     def context_len(self) -> int: return self.model.cfg.max_seq_len
@@ -201,7 +231,7 @@ class Engine:
 
     def _cache(self, B, max_len, window, sink_tokens):
         cfg = self.model.cfg
-        if window is None: return StaticKVCache(cfg, B, max_len, self.device, self.dtype)
+        if window is None: return StaticKVCache(cfg, B, max_len, self.device, self.dtype, sink=learned_sink(self.model))
         return KVCache(cfg, B, device=self.device, dtype=self.dtype, sink_tokens=sink_tokens, window=window)
 
 # %% ../nbs/06_generate.ipynb #ab5e06fc
@@ -236,10 +266,13 @@ def generate(self: Engine, prompts, max_new_tokens, temperature=0.0, top_k=0, to
                  wait=z(torch.bool), length=torch.full((R,), T, device=dev), keys=self._row_keys(seed, B, N),
                  out=torch.full((R, T), tok.pad_id, dtype=torch.long, device=dev), forced=torch.zeros(R, _FORCED_MAX, dtype=torch.long, device=dev),
                  forced_i=z(), forced_n=z(), row=torch.arange(R, device=dev))
-        trigger = None
+        trigger, last = None, None
         if calculator or stop_strings:
-            trigger = self._trigger((b"=" if calculator else b"") + b"".join(s.encode()[-1:] for s in stop_strings))
-        got = self._decode(cache, S, (T, (temperature, top_k, top_p), stops, trigger, calculator), tuple(stop_strings), graphs)
+            last = (b"=" if calculator else b"") + b"".join(s.encode()[-1:] for s in stop_strings)
+            trigger = self._trigger(last)
+        key = graph_key(R, cache.capacity, self.dtype, dev, T, (temperature, top_k, top_p), stops.tolist(), last, calculator,
+                        (p.data_ptr() for p in self.model.parameters())) if graphs else None
+        got = self._decode(cache, S, (T, (temperature, top_k, top_p), stops, trigger, calculator), tuple(stop_strings), key)
     return [[got[i * N + j] for j in range(N)] for i in range(B)]
 
 # %% ../nbs/06_generate.ipynb #39c513e2
@@ -289,8 +322,9 @@ def _check(self: Engine, S: dict, T: int, calculator: bool, stop_strings: tuple)
     return fin | (n >= T)
 
 @patch
-def _decode(self: Engine, cache, S: dict, step_args: tuple, stop_strings: tuple, graphs: bool) -> dict:
-    "Run `_step(S, cache, *step_args)` until every row is done, the host looking every `sync_every` steps; {row: ids}."
+def _decode(self: Engine, cache, S: dict, step_args: tuple, stop_strings: tuple, key: tuple | None) -> dict:
+    """Run `_step(S, cache, *step_args)` until every row is done, the host looking every `sync_every` steps; {row: ids}.
+    `key` (a `graph_key`; None: no graph): replay the CUDA graph kept under it, or capture one and keep it."""
     T, calculator, got = step_args[0], step_args[-1], {}
     static = isinstance(cache, StaticKVCache)   # the streaming cache evicts in Python: eager, and no holes (looks every step)
     every, fn = (self.sync_every, self._step_fn) if static else (1, self._step)
@@ -300,8 +334,15 @@ def _decode(self: Engine, cache, S: dict, step_args: tuple, stop_strings: tuple,
         nonlocal t
         if grow: cache.len = min(cache.capacity, base + t + 1)   # step t writes at most at slot base + t
         fn(S, cache, *step_args); t += 1
-    side = torch.cuda.Stream() if graphs else None
-    if graphs: side.wait_stream(torch.cuda.current_stream())
+    held = self._graphs.pop(key, None) if key is not None else None
+    if held is not None:   # captured by an earlier call: this call's state goes into the tensors the graph reads
+        graph, held_cache, held_S, _ = held
+        for name in ("k", "v", "pos", "valid", "next_slot"): getattr(held_cache, name).copy_(getattr(cache, name))
+        for k in S: held_S[k].copy_(S[k])
+        cache, S, step = held_cache, held_S, graph.replay
+        self._graphs[key] = held   # most recently used last
+    side = torch.cuda.Stream() if key is not None and held is None else None
+    if side is not None: side.wait_stream(torch.cuda.current_stream())
     while True:
         with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():   # graphs: warm up on a side stream
             for _ in range(every): step()
@@ -310,6 +351,8 @@ def _decode(self: Engine, cache, S: dict, step_args: tuple, stop_strings: tuple,
             graph, side = torch.cuda.CUDAGraph(), None
             with torch.cuda.graph(graph): step()
             step = graph.replay
+            self._graphs[key] = (graph, cache, S, step_args)   # the tensors it reads stay alive with it
+            while len(self._graphs) > self.max_graphs: self._graphs.pop(next(iter(self._graphs)))
         done = self._check(S, T, calculator, stop_strings)
         if done.all() or not self.static_shapes and 4 * done.sum() >= len(done):
             ended = done.nonzero().flatten().to(self.device)

@@ -33,6 +33,8 @@ def apply_rope(x, cos, sin):
 
 # %% ../nbs/03_model.ipynb #848ce7bf
 class KVCache:
+    holds_sink = False   # True: slot 0 of every layer holds the learned sink's key and value (the engine's static cache)
+
     def __init__(self, cfg: ModelConfig, batch_size: int, max_len: int = 0, device="cpu", dtype=torch.float32,
                  sink_tokens: int = 0, window: int | None = None):
         self.streaming, self.sink_tokens, self.window = window is not None, sink_tokens, window
@@ -128,7 +130,7 @@ class Attention(nn.Module):
             k, v = apply_rope(cache.k[layer, :, :, :cache.len], kc.to(q.dtype), ks.to(q.dtype)), cache.v[layer, :, :, :cache.len]
         else: k, v = cache.update(layer, apply_rope(k, *rope), v, slots)
         k, v = k.to(q.dtype), v.to(q.dtype)
-        if cfg.sink:
+        if cfg.sink and not (cache is not None and cache.holds_sink):   # a cache that holds the sink: no copy per step
             k = torch.cat([self.sink_k.to(q.dtype).expand(B, -1, -1)[:, :, None], k], dim=2)
             v = torch.cat([self.sink_v.to(q.dtype).expand(B, -1, -1)[:, :, None], v], dim=2)
         if return_attn:  # explicit softmax: the probabilities returned are the ones used
@@ -239,12 +241,12 @@ class ModernDecoderLM(nn.Module):
     def _init(self, m):
         if isinstance(m, (nn.Linear, nn.Embedding)): nn.init.normal_(m.weight, std=0.02)
 
-    def _mask(self, qpos, kpos, qseg=None, kseg=None, kvalid=None):
-        "Bool mask [B,1,T,S(+1 sink)]: causal by position, within segment, on real keys."
+    def _mask(self, qpos, kpos, qseg=None, kseg=None, kvalid=None, sink_column=None):
+        "Bool mask [B,1,T,S(+1 sink)]: causal by position, within segment, on real keys; the sink column if `cfg.sink` (or `sink_column`)."
         m = kpos[:, None, :] <= qpos[:, :, None]
         if qseg is not None: m = m & (kseg[:, None, :] == qseg[:, :, None])
         if kvalid is not None: m = m & kvalid[:, None, :]
-        if self.cfg.sink: m = torch.cat([torch.ones_like(m[..., :1]), m], dim=-1)
+        if self.cfg.sink if sink_column is None else sink_column: m = torch.cat([torch.ones_like(m[..., :1]), m], dim=-1)
         return m[:, None]
 
     def forward(self, idx, targets=None, *, positions=None, segment_ids=None, token_mask=None, cache=None,
@@ -260,7 +262,8 @@ class ModernDecoderLM(nn.Module):
         if cache is not None:
             slots = cache.reserve(positions, torch.ones_like(idx, dtype=torch.bool) if token_mask is None else token_mask)
             qpos = positions if not cache.streaming else torch.arange(slots.start, slots.stop, device=idx.device).expand(B, T)
-            mask = self._mask(qpos, cache.key_positions(), kvalid=cache.valid[:, :cache.len])
+            mask = self._mask(qpos, cache.key_positions(), kvalid=cache.valid[:, :cache.len],
+                              sink_column=self.cfg.sink and not cache.holds_sink)
         elif (segment_ids is not None and token_mask is None and not return_attn and idx.is_cuda
               and create_block_mask is not None):
             mask = document_block_mask(segment_ids, self.cfg.sink)

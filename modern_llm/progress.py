@@ -141,10 +141,12 @@ def execute_speedrun(nb, out, params: dict, run_dir, stream=None) -> int:
         return 130
     except pm.PapermillExecutionError as e:   # a user error (StageError, PresetError...): one line, exit 2
         from modern_llm.errors import user_error_names
-        if e.ename in user_error_names(): print(f"modern-llm: error: {e.evalue}", file=sys.stderr); return 2
-        print(f"speedrun failed: {e.ename}: {e.evalue}\n  executed speedrun notebook: {out}; per-stage status: {Path(run_dir) / 'stages.json'}",
+        user = e.ename in user_error_names()
+        print(f"modern-llm: error: {e.evalue}" if user else f"speedrun failed: {e.ename}: {e.evalue}\n  executed speedrun notebook: {out}",
               file=sys.stderr)
-        return 1
+        print(f"speedrun failed: per-stage status in {Path(run_dir) / 'stages.json'}; after fixing the cause, resume with: "
+              f"{resume_command(params.get('preset', ''), Path(run_dir).name)}", file=sys.stderr)
+        return 2 if user else 1
     return 0
 
 # %% ../nbs/12b_progress.ipynb #e274636e

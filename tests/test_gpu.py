@@ -215,3 +215,31 @@ def test_engine_compiled_step_matches_eager():
     m = ModernDecoderLM(tiny(vocab_size=tok.vocab_size)).cuda().eval()
     kw = dict(temperature=1.0, top_k=50, n_samples=4, seed=5, calculator=True)
     assert Engine(m, tok, compile=True).generate(prompts, 32, **kw) == Engine(m, tok, cuda_graphs=False).generate(prompts, 32, **kw)
+
+def test_engine_reuses_captured_graphs_by_key(monkeypatch):
+    """Calls with one `graph_key` replay the kept graph (one capture) with each call's own state, giving the eager steps'
+    tokens; another shape captures another graph; at most `max_graphs` are kept, the least recently used dropped.
+    The model has a random learned sink, held in the static cache's slot 0."""
+    from modern_llm.generate import Engine
+    tok, prompts = _engine_setup()
+    torch.manual_seed(0)
+    m = ModernDecoderLM(tiny(vocab_size=tok.vocab_size)).cuda().eval()
+    with torch.no_grad():
+        for b in m.blocks: b.attn.sink_k.normal_(); b.attn.sink_v.normal_()
+    captures = []
+    class CountedGraph(torch.cuda.CUDAGraph):
+        def __init__(self, *a, **k): super().__init__(*a, **k); captures.append(1)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", CountedGraph)
+    graphed, eager = Engine(m, tok), Engine(m, tok, cuda_graphs=False)
+    eager.static_shapes = True   # the graph's shapes, so the same kernels, bit for bit
+    kw = dict(temperature=1.0, top_k=50, n_samples=4, calculator=True, stop_strings=["ok"])
+    for seed in (1, 2, 3):
+        assert graphed.generate(prompts, 40, seed=seed, **kw) == eager.generate(prompts, 40, seed=seed, **kw)
+    assert len(captures) == 1 and len(graphed._graphs) == 1
+    short = [p[:2] for p in prompts]   # another cache capacity: another graph
+    assert graphed.generate(short, 40, seed=1, **kw) == eager.generate(short, 40, seed=1, **kw)
+    assert len(captures) == 2 and len(graphed._graphs) == 2
+    graphed.max_graphs = 2
+    graphed.generate(prompts, 40, seed=4, **{**kw, "top_k": 20})   # a third key: the least recently used (prompts) goes
+    assert len(captures) == 3 and len(graphed._graphs) == 2
+    assert graphed.generate(short, 40, seed=5, **kw) == eager.generate(short, 40, seed=5, **kw) and len(captures) == 3

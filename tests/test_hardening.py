@@ -121,17 +121,24 @@ def test_latest_is_replaced_only_when_it_is_our_symlink(tmp_path):
     assert os.readlink(tmp_path / "latest") == "r2"
 
 
-def test_a_run_directory_in_use_is_refused(tmp_path):
-    run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from modern_llm.runs import RunLock; "
+@contextlib.contextmanager
+def lock_held_by_another_process(run):
+    "A live process holding `run`'s lock (killed with SIGKILL on exit: its lock is left behind, stale)."
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from modern_llm.runs import RunLock; "
                                f"RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, env={k: v for k, v in os.environ.items() if k != "MODERN_LLM_RUN_LOCKS"})
     try:
         assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally: holder.kill(); holder.wait()
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path):
+    run = tmp_path / "run"
+    with lock_held_by_another_process(run) as holder:
         line = one_line_exit_2(*run_cli("train", "pretrain", "--preset", "smoke", "--run-dir", run)[::2])
         assert f"run directory {run} is in use by process {holder.pid}" in line, line
         assert not (run / "preset.yaml").exists()            # the refused process wrote nothing
-    finally: holder.kill(); holder.wait()
     # the holder was killed (SIGKILL: no cleanup): its lock is stale and the next process takes it
     with pytest.warns(UserWarning, match="stale lock"):
         with RunLock(run): pass
@@ -347,13 +354,8 @@ def _corrupt_record(tmp: Path):
 
 def _run_in_use(t):
     run = t["tmp"] / "busy"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from modern_llm.runs import RunLock; "
-                               f"RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, env={k: v for k, v in os.environ.items() if k != "MODERN_LLM_RUN_LOCKS"})
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_by_another_process(run):
         line = one_line_exit_2(*run_cli("train", "pretrain", "--preset", "smoke", "--run-dir", run)[::2])
-    finally: holder.kill(); holder.wait()
     return re.sub(r"process \d+ on \S+ \(since .*?: -c\)", "process <pid> on <host> (since <time>: python -c ...)", line)
 
 

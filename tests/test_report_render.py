@@ -20,6 +20,19 @@ def report(tmp_path_factory):
     run = fake_run(tmp_path_factory.mktemp("r") / "run")
     return render_report(run)
 
+def test_every_image_has_alt_text(report):
+    "Every figure says what it shows in report.md (`![alt](...)`), report.html (`alt=`) and the PDF's tags (`/Alt`)."
+    from modern_llm.report import image_alts
+    alts = image_alts(report["md"].read_text())
+    assert len(alts) >= 3 and all((report["md"].parent / p).exists() for p in alts), alts
+    assert {p: a for p, a in alts.items() if len(a.split()) < 5} == {}, "an image without a meaningful alt text"
+    imgs = re.findall(r"<img\b[^>]*>", report["html"].read_text())
+    assert len(imgs) == len(alts) and [i[:80] for i in imgs if not re.search(r"""\balt=("[^"]{20,}"|'[^']{20,}')""", i)] == []
+    if report["pdf"] is None: pytest.skip(f"no PDF: {report['pdf_via']}")
+    pdf = report["pdf"].read_bytes()
+    if b"/StructTreeRoot" not in pdf: pytest.skip("the PDF carries no readable structure tree (compressed or untagged): alt text not checked")
+    assert pdf.count(b"/Alt(") == len(alts), f"{pdf.count(b'/Alt(')} images with alt text in the PDF, {len(alts)} in report.md"
+
 def test_html_headline_first_and_fits_1280(report, tmp_path):
     why = _have_or_install("chromium", "chromium")
     if why: pytest.skip(why)

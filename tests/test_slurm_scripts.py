@@ -1,6 +1,6 @@
 """The TACC job scripts, run with fake `sbatch`/`srun`/`scontrol`/`module`/`torchrun`/`modern-llm` on PATH that record
 their argv: the command lines they build, the signal set-up, and the requeue decision after a preemption."""
-import json, os, re, shutil, subprocess, sys, time
+import json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -12,12 +12,17 @@ RECORD = f"""#!{sys.executable}
 import json, os, signal, sys
 name = os.path.basename(sys.argv[0])
 row = {{"name": name, "argv": sys.argv[1:], "usr1_ignored": signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN,
-        "env": {{k: os.environ.get(k) for k in ("MASTER_ADDR", "MODERN_LLM_DATA", "HF_HUB_OFFLINE", "RUN_ID", "MODERN_LLM_RUNS", "PRESET")}}}}
+        "env": {{k: os.environ.get(k) for k in ("MASTER_ADDR", "MODERN_LLM_DATA", "HF_HUB_OFFLINE", "RUN_ID", "MODERN_LLM_RUNS", "PRESET", "MODERN_LLM_PYTHON")}}}}
 with open(os.environ["FAKE_LOG"], "a") as f: f.write(json.dumps(row) + "\\n")
 """
 
+PRESET_CHECK = """
+if sys.argv[1:3] == ["preset", "show"] and os.environ.get("FAKE_BAD_PRESET"):
+    sys.exit("modern-llm: error: p.yaml: unknown key 'train.sft.max_stepz'")
+"""
+
 FAKES = {
-    "sbatch": RECORD, "module": RECORD,
+    "sbatch": RECORD, "module": RECORD, "scancel": RECORD,
     "scontrol": RECORD + """
 if sys.argv[1:3] == ["show", "hostnames"]: print("c001-001\\nc001-002")
 """,
@@ -31,6 +36,7 @@ run_dir = sys.argv[sys.argv.index("--run-dir") + 1]
 if os.environ.get("FAKE_PREEMPT"):
     d = os.path.join(run_dir, "train", "pretrain", "step_000010"); os.makedirs(d, exist_ok=True)
     json.dump({"step": 10, "preempted": True}, open(os.path.join(d, "trainer_state.json"), "w"), indent=1)
+import time; time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
 sys.exit(int(os.environ.get("FAKE_RC", "0")))
 """,
 }
@@ -45,7 +51,7 @@ def fake(tmp_path):
     (repo / "speedrun.sh").write_text(f"#!/bin/bash\nexec {venv}/bin/speedrun-recorder \"$@\"\n")
     for d in (bin_, venv / "bin", scratch): d.mkdir(parents=True)
     for name, src in FAKES.items(): (bin_ / name).write_text(src)
-    (venv / "bin" / "modern-llm").write_text(RECORD); (venv / "bin" / "speedrun-recorder").write_text(RECORD)
+    (venv / "bin" / "modern-llm").write_text(RECORD + PRESET_CHECK); (venv / "bin" / "speedrun-recorder").write_text(RECORD)
     (venv / "bin" / "activate").write_text(f'export PATH="{venv}/bin:$PATH"\n')
     for f in [*bin_.iterdir(), *(venv / "bin").iterdir()]: f.chmod(0o755)
     log = tmp_path / "calls.jsonl"
@@ -61,7 +67,14 @@ def fake(tmp_path):
         calls = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
         log.unlink(missing_ok=True)
         return p, calls
-    run.repo, run.scratch = repo, scratch
+    def start(script, **extra):
+        "The job script in the background: (Popen, calls-so-far function)."
+        e = {**env, **extra, "SLURM_JOB_ID": "4242", "SLURM_NNODES": "1", "SLURM_JOB_NODELIST": "c001-001",
+             "SLURM_GPUS_ON_NODE": "4", "SLURM_SUBMIT_DIR": str(repo)}
+        p = subprocess.Popen(["bash", str(repo / "scripts" / "tacc" / script)], env=e, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        return p, lambda: [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+    run.repo, run.scratch, run.start = repo, scratch, start
     return run
 
 
@@ -77,7 +90,9 @@ def test_syntax(script):
 def test_sbatch_headers(script):
     head = dict(re.findall(r"^#SBATCH --([\w-]+)(?:=(\S+))?", (TACC / script).read_text(), re.M))
     for key in ("nodes", "ntasks-per-node", "gpus-per-node", "time", "partition", "signal", "requeue"): assert key in head, key
-    assert head["signal"] == "USR1@120" and head["ntasks-per-node"] == "1"
+    # B: the notice goes to the batch shell, which passes it on to the running step (a notice sent to the step
+    # directly is lost while the workers do not listen yet: tests/test_slurm_real.py)
+    assert head["signal"] == "B:USR1@120" and head["ntasks-per-node"] == "1"
 
 
 def test_login_node_pulls_data_then_submits(fake):
@@ -92,7 +107,7 @@ def test_login_node_pulls_data_then_submits(fake):
 
 
 def _torchrun_argv(scratch, preset, run_dir=None):
-    return ["--nnodes=2", "--nproc_per_node=4", "--rdzv_id=4242", "--rdzv_backend=c10d", "--rdzv_endpoint=c001-001:29500",
+    return ["--nnodes=2", "--nproc_per_node=4", "--rdzv_id=4242", "--rdzv_backend=c10d", "--rdzv_endpoint=c001-001:24242",
             "--no-python", "modern-llm", "train", "pretrain", "--preset", preset,
             "--run-dir", run_dir or f"{scratch}/modern-llm/runs/{preset}", "--resume"]
 
@@ -152,3 +167,42 @@ def test_speedrun_requeued_after_pretraining_skips_it(fake):
     p, calls = fake("submit_speedrun.sh", job=True)
     assert p.returncode == 0, p.stderr
     assert not by(calls, "torchrun") and by(calls, "speedrun-recorder")[0]["argv"][0] == "tacc"
+
+
+def test_job_checks_the_preset_before_starting_workers(fake):
+    p, calls = fake("submit_pretrain.sh", job=True)
+    assert by(calls, "modern-llm")[0]["argv"] == ["preset", "show", "tacc_h100"]
+    p, calls = fake("submit_pretrain.sh", job=True, FAKE_BAD_PRESET="1")
+    assert p.returncode == 2 and "max_stepz" in p.stderr and "not requeued" in p.stderr
+    assert not by(calls, "torchrun") and not by(calls, "scontrol")[1:]       # hostnames only: no requeue
+
+
+def test_empty_modules_loads_nothing(fake):
+    "MODULES= (a machine without Lmod, e.g. scripts/slurm_local): no `module load` at all."
+    p, calls = fake("submit_pretrain.sh", job=True, MODULES="")
+    assert p.returncode == 0, p.stderr
+    assert not by(calls, "module") and by(calls, "torchrun")
+
+
+def test_speedrun_stages_use_the_jobs_python(fake):
+    "speedrun.sh must not set up .venv on a compute node: it gets the job's Python, and SPEEDRUN_ARGS."
+    p, calls = fake("submit_speedrun.sh", job=True, SPEEDRUN_ARGS="-p stages pretrain,sft")
+    assert p.returncode == 0, p.stderr
+    sr = by(calls, "speedrun-recorder")[0]
+    assert sr["argv"] == ["tacc", "-p", "resume", "True", "-p", "stages", "pretrain,sft"]
+    assert sr["env"]["MODERN_LLM_PYTHON"]
+
+
+def test_time_limit_notice_is_passed_on_to_the_step_until_it_ends(fake):
+    "B:USR1 reaches the batch shell only; it sends USR1 to the job's steps (scancel, steps only) every NOTICE_EVERY s."
+    p, calls = fake.start("submit_pretrain.sh", FAKE_SLEEP="3", NOTICE_EVERY="0.5")
+    t = time.time()
+    while not by(calls(), "torchrun"):                       # the step runs (in the background of the batch shell)
+        assert p.poll() is None and time.time() - t < 30, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGUSR1)                            # what --signal=B:USR1@120 does
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err                             # the shell survived the notice and waited for the step
+    notices = [c["argv"] for c in by(calls(), "scancel")]
+    assert notices and all(a == ["--signal=USR1", "4242"] for a in notices) and len(notices) >= 2, notices
+    assert "notice (USR1)" in out and "pretraining done" in out

@@ -5,7 +5,7 @@
 #SBATCH --gpus-per-node=4          # match GPUS_PER_NODE; drop on systems that allocate whole nodes without --gpus
 #SBATCH --time=48:00:00
 #SBATCH --partition=gpu-h100
-#SBATCH --signal=USR1@120          # 2 minutes before the time limit: finish the step, save, requeue
+#SBATCH --signal=B:USR1@120        # 2-2.5 min before the limit, to this shell, passed on to the step (common.sh)
 #SBATCH --requeue
 #SBATCH --open-mode=append
 #SBATCH --output=modern-llm-pretrain-%j.out
