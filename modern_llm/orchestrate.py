@@ -203,6 +203,8 @@ def run_notebook(nb, out, parameters, cwd=None, log_file=None):
     "Execute `nb` into `out` with papermill (kernel `python3`); raises papermill's `PapermillExecutionError` on failure."
     import papermill as pm
     from modern_llm.progress import QUIET_KERNEL
+    declared = pm.inspect_notebook(str(nb))   # pass what the stage declares (evaluate takes no `resume`): no papermill warning
+    parameters = {k: v for k, v in parameters.items() if k in declared}
     with open(log_file or os.devnull, "w", buffering=1) as log:   # line-buffered: `tail -f` shows each line as it comes
         pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name="python3", progress_bar=False,
                             cwd=None if cwd is None else str(cwd), stdout_file=log, stderr_file=log,

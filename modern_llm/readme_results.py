@@ -44,13 +44,20 @@ def _provenance(rec: Records) -> str:
     return f"commit `{commit}`, {device}, torch {e.get('torch', '?')}, {str(e.get('time', '?'))[:10]}"
 
 def heldout_line(rec: Records) -> str:
-    "Held-out numbers outside the headline table: HH-RLHF preference accuracy (SFT -> DPO) and the verifier's ROC-AUC."
+    "Numbers outside the headline table: held-out HH-RLHF preference accuracy (SFT -> DPO), the verifier's ROC-AUC, the sink ablation."
     parts = []
     acc = (rec.json("results/dpo_summary.json") or {}).get("heldout_preference_accuracy") or {}
     if acc: parts.append("held-out HH-RLHF preference accuracy " + " -> ".join(f"{m.upper()} {value_str(v)}" for m, v in acc.items()))
     ver = rec.json("results/verifier_eval.json") or {}
     h = ver.get("heldout") or {}
-    if "auc" in h: parts.append(f"verifier ROC-AUC on held-out problems {value_str(h['auc'])}" + (f" (accuracy {value_str(h['accuracy'])})" if "accuracy" in h else ""))
+    if "auc" in h: parts.append(f"verifier ROC-AUC on held-out problems {value_str(h['auc'])}" + (f" ({h['n']} solutions)" if "n" in h else ""))
+    sink = {r.get("model"): r for r in (rec.json("results/sink_ablation.json") or {}).get("rows", [])}
+    if {"base", "base_twin"} <= set(sink):
+        a, b = sink["base"], sink["base_twin"]
+        parts.append("learned sink vs its no-sink twin (same seed and batches): pretraining validation loss "
+                     f"{value_str(a.get('pretrain_val_loss'))} vs {value_str(b.get('pretrain_val_loss'))}, WikiText-2 perplexity "
+                     f"{value_str(a.get('ppl'))} vs {value_str(b.get('ppl'))}, window-only streaming penalty "
+                     f"{value_str(a.get('window_penalty'))} vs {value_str(b.get('window_penalty'))} nats")
     return ("; ".join(parts) + ".") if parts else ""
 
 def results_block(record_dir, name: str) -> str:
