@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 import lm_eval.models  # noqa: F401  (lm-eval's own lazy model entries first: the registry then holds both)
 from lm_eval import utils as lm_utils
 from lm_eval.api.model import TemplateLM
-from lm_eval.api.registry import register_model
+from lm_eval.api.registry import model_registry, register_model
 from .checkpoint import load_model
 from .generate import Engine
 from .hf_export import hf_tokenizer
@@ -97,7 +97,6 @@ def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
     return out
 
 # %% ../nbs/13b_lm_eval.ipynb #dec03041
-@register_model("modern-llm", "modern_llm")
 class ModernLLM(TemplateLM):
     """A modern_llm checkpoint directory (`pretrained=runs/<id>/checkpoints/sft`) as an lm-eval model.
     `device`: cuda if available else cpu; `dtype`: float32/bfloat16/float16 (autocast) or auto (the weights' dtype);
@@ -139,3 +138,7 @@ class ModernLLM(TemplateLM):
         "The conversation as text in our chat format; without a generation prompt the last message stays open."
         return self.tokenizer.apply_chat_template(chat_history, tokenize=False, add_generation_prompt=add_generation_prompt,
                                                   continue_final_message=not add_generation_prompt)
+
+# lm-eval's registry refuses a second class under one name: whichever of this notebook and `import modern_llm.lm_eval_model`
+# runs first in a process registers, and the other keeps it (the same code)
+if "modern-llm" not in model_registry: register_model("modern-llm", "modern_llm")(ModernLLM)
