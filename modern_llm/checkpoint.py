@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file, load_file
-from .config import ModelConfig, build
+from .config import ModelConfig
+from .config_checks import build
 from .model import ModernDecoderLM
 from .tokenizer import Tokenizer
 from .runs import atomic_path, write_json, write_text

@@ -4,19 +4,19 @@
 
 # %% ../nbs/00_config.ipynb #171d452c
 from __future__ import annotations
-import dataclasses, difflib, logging, math, os, re, types, typing
-from dataclasses import dataclass, field, fields, asdict, is_dataclass
+import os, typing
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from typing import Literal, Any
+from typing import Literal
 import yaml
-
-log = logging.getLogger("modern_llm")
+from .errors import PresetError   # one hierarchy of user errors (00b_errors); importable from here too
+from .config_checks import build, did_you_mean, yaml_load   # strict types, numbers as people write them (00d)
 
 # %% auto #0
-__all__ = ['log', 'LORA_TARGETS', 'ModelConfig', 'TrainConfig', 'PretrainConfig', 'FinetuneConfig', 'SFTConfig', 'DPOConfig',
+__all__ = ['LORA_TARGETS', 'ModelConfig', 'TrainConfig', 'PretrainConfig', 'FinetuneConfig', 'SFTConfig', 'DPOConfig',
            'VerifierConfig', 'StagesConfig', 'HardwareConfig', 'CorpusSpec', 'DataConfig', 'EvalConfig', 'Preset',
-           'build', 'repo_root', 'params_dir', 'preset_names', 'preset_path', 'NumberLoader', 'yaml_load',
-           'parse_overrides', 'load_preset', 'preset_to_dict', 'save_preset']
+           'repo_root', 'params_dir', 'preset_names', 'preset_path', 'parse_overrides', 'load_preset', 'preset_to_dict',
+           'save_preset']
 
 # %% ../nbs/00_config.ipynb #271d1649
 @dataclass
@@ -277,65 +277,6 @@ class Preset:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-# %% ../nbs/00_config.ipynb #76b4054b
-from .errors import PresetError   # one hierarchy of user errors (00b_errors); importable from here too
-
-def _closest(key, options):
-    m = difflib.get_close_matches(key, list(options), n=1, cutoff=0.5)
-    return f"; did you mean '{m[0]}'?" if m else f"; valid keys: {', '.join(sorted(options))}"
-
-def _convert(tp, v, path, errs):
-    "Convert `v` to type hint `tp`, appending messages to `errs`."
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if is_dataclass(tp): return _build(tp, v, path, errs)
-    if origin is Literal:
-        if v not in args: errs.append(f"{path}: {v!r} is not one of {list(args)}")
-        return v
-    if origin in (typing.Union, types.UnionType):   # the first alternative that takes v
-        for a in args:
-            sub = []
-            out = _convert(a, v, path, sub)
-            if not sub: return out
-        alts = [a.__name__ if isinstance(a, type) else " or ".join(map(repr, typing.get_args(a))) for a in args]
-        errs.append(f"{path}: expected {' or '.join(alts)}, got {v!r}")
-        return v
-    if origin is list:
-        if not isinstance(v, list): errs.append(f"{path}: expected a list, got {type(v).__name__}"); return v
-        return [_convert(args[0], x, f"{path}[{i}]", errs) for i, x in enumerate(v)]
-    if origin is dict:
-        if not isinstance(v, dict): errs.append(f"{path}: expected a mapping, got {type(v).__name__}"); return v
-        return {str(k): _convert(args[1], x, f"{path}.{k}", errs) for k, x in v.items()}
-    if tp is float and isinstance(v, (int, float)) and not isinstance(v, bool):
-        if not math.isfinite(v): errs.append(f"{path}: must be a finite number, got {v!r}")
-        return float(v)
-    if tp is int and isinstance(v, float) and v.is_integer(): v = int(v)  # 1e6 in YAML
-    if tp is int and type(v) is int and v < 0: errs.append(f"{path}: must be >= 0, got {v}")   # every int is a count or size
-    if tp in (int, bool, str) and type(v) is tp: return v
-    errs.append(f"{path}: expected {tp.__name__}, got {v!r}")
-    return v
-
-def _build(cls, d, path, errs):
-    if isinstance(d, cls): d = asdict(d)
-    if not isinstance(d, dict):
-        errs.append(f"{path or 'preset'}: expected a mapping, got {d!r}"); return cls()
-    hints, names = typing.get_type_hints(cls), {f.name for f in fields(cls)}
-    kw, n_errs = {}, len(errs)
-    for k, v in d.items():
-        p = f"{path}.{k}" if path else str(k)
-        if k not in names: errs.append(f"unknown key '{p}'{_closest(k, names)}"); continue
-        kw[k] = _convert(hints[k], v, p, errs)
-    try: obj = cls(**kw)
-    except TypeError as e: errs.append(f"{path}: {e}"); return cls()
-    if len(errs) == n_errs and hasattr(obj, "check"): errs.extend(f"{path}: {m}" if path else m for m in obj.check())
-    return obj
-
-def build(cls, d, source="<dict>"):
-    "Build dataclass `cls` from nested dict `d`; raise `PresetError` listing every problem, prefixed by `source`."
-    errs = []
-    obj = _build(cls, d, "", errs)
-    if errs: raise PresetError(f"{source}: " + "\n  ".join(errs))
-    return obj
-
 # %% ../nbs/00_config.ipynb #894976e0
 def repo_root() -> Path:
     "The checkout the package was imported from (it holds `nbs/`, `params/`, `paper/`); an editable install."
@@ -354,24 +295,13 @@ def preset_path(name_or_path) -> Path:
     if p.suffix in (".yaml", ".yml", ".json") and p.exists(): return p
     f = params_dir() / f"{name_or_path}.yaml"
     if not f.exists():
-        raise PresetError(f"unknown preset '{name_or_path}' (no file {f}){_closest(str(name_or_path), preset_names())}")
+        raise PresetError(f"unknown preset '{name_or_path}' (no file {f}){did_you_mean(str(name_or_path), preset_names())}")
     return f
 
 def _deep_merge(a, b):
     out = dict(a)
     for k, v in b.items(): out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-class NumberLoader(yaml.SafeLoader):
-    "PyYAML's safe loader, reading numbers the YAML 1.2 way: `1e-3`, `3e4` and `.5` are floats (YAML 1.1 reads them as strings)."
-
-NumberLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
-     [-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+
-    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$""", re.X), list("-+0123456789."))
-
-def yaml_load(text: str):
-    "Parse YAML text with `NumberLoader` (presets, overrides, recorded presets)."
-    return yaml.load(text, Loader=NumberLoader)
 
 def _read_chain(path, seen=()):
     path = Path(path).resolve()
