@@ -35,13 +35,23 @@ else
   bash scripts/setup_env.sh || exit $?
   py=${MODERN_LLM_VENV:-$PWD/.venv}/bin/python
 fi
-# the preset must load (a typo fails here, naming the key) and tells what hardware it expects
+# the -p arguments must parse, the preset with its '-p overrides' must load and '-p stages' must name stage notebooks
+# (a typo fails here, naming the key, before a run directory exists); the preset tells what hardware it expects
 read -r device num_gpus < <("$py" -c "
 import sys
-from modern_llm.config import load_preset, PresetError
-try: p = load_preset(sys.argv[1])
-except PresetError as e: sys.exit(f'error: {e}')
-print(p.hardware.device, p.hardware.num_gpus)" "$preset") || exit 2
+from modern_llm.config import load_preset
+from modern_llm.errors import ModernLLMError
+from modern_llm.orchestrate import as_list, default_stages_dir, stage_notebook
+a, params = sys.argv[2:], {}
+while a:   # papermill's '-p NAME VALUE' / '-r NAME VALUE', as modern_llm.progress reads them
+    if len(a) < 3 or a[0] not in ('-p', '--parameters', '-r', '--parameters_raw'):
+        got = ' '.join(a); sys.exit(f'error: expected -p NAME VALUE or -r NAME VALUE, got: {got}')
+    params[a[1]], a = a[2], a[3:]
+try:
+    p = load_preset(sys.argv[1], as_list(params.get('overrides', '')))
+    for s in as_list(params.get('stages', '')): stage_notebook(s, default_stages_dir())
+except (ModernLLMError, FileNotFoundError) as e: sys.exit(f'error: {e}')
+print(p.hardware.device, p.hardware.num_gpus)" "$preset" "$@") || exit 2
 if [ "$device" != cpu ] && ! "$py" -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
   if [ "${MODERN_LLM_ALLOW_CPU:-0}" != 1 ]; then
     echo "error: preset $preset expects a GPU (hardware.device=$device) but torch sees none (CPU build of torch?);" >&2

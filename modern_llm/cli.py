@@ -4,13 +4,13 @@
 
 # %% ../nbs/12_cli.ipynb #94bd0262
 from __future__ import annotations
-import argparse, importlib, json, os, sys
+import argparse, importlib, json, math, os, sys
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['TRAIN', 'preset_estimates', 'cmd_presets', 'cmd_preset_show', 'cmd_data_pull', 'cmd_data_inventory', 'cmd_train',
-           'cmd_evaluate', 'cmd_report', 'cmd_chat', 'cmd_export_hf', 'cmd_lm_eval', 'cmd_speedrun', 'build_parser',
-           'parse_args', 'main']
+           'cmd_evaluate', 'cmd_report', 'cmd_chat', 'cmd_export_hf', 'cmd_lm_eval', 'cmd_speedrun', 'OneLineParser',
+           'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/12_cli.ipynb #b48a205c
 def preset_estimates(p) -> dict:
@@ -139,11 +139,13 @@ def cmd_lm_eval(argv: list[str]):
 
 def cmd_speedrun(args):
     "Execute `nbs/speedrun.ipynb` with papermill into `<runs>/<run_id>/speedrun.ipynb` (what `speedrun.sh` does)."
-    from modern_llm.config import repo_root
-    from modern_llm.orchestrate import claim_run_id, latest_run_id
+    from modern_llm.config import load_preset, repo_root
+    from modern_llm.orchestrate import as_list, claim_run_id, default_stages_dir, latest_run_id, stage_notebook
     from modern_llm.runs import RunLock, check_run_id
     nb, runs = repo_root() / "nbs" / "speedrun.ipynb", Path(args.runs_dir).resolve()
     if not nb.exists(): raise FileNotFoundError(f"{nb} not found: the speedrun needs a repository checkout")
+    load_preset(args.preset, args.overrides)   # a bad preset, override or stage name is refused before a run directory
+    for s in as_list(args.stages): stage_notebook(s, default_stages_dir())   # exists (no empty run, no resume hint)
     if args.run_id: run_id = check_run_id(args.run_id)
     else: run_id = latest_run_id(runs) if args.resume else claim_run_id(runs, args.preset)
     out = runs / run_id / "speedrun.ipynb"; out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,12 +156,26 @@ def cmd_speedrun(args):
     return execute_speedrun(nb, out, params, runs / run_id)
 
 # %% ../nbs/12_cli.ipynb #93ac8704
+def _number(kind, low, what):
+    "An argparse `type`: a finite `kind` (int/float) >= `low`; anything else is argparse's one-line usage error (exit 2)."
+    def parse(text):
+        try: v = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(v) or v < low: raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
 def _run_args(p, preset=True):
     if preset: p.add_argument("--preset", required=True, help="preset name (params/NAME.yaml) or path to a preset file")
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="preset overrides, e.g. train.pretrain.max_steps=10")
 
+class OneLineParser(argparse.ArgumentParser):
+    "argparse with the package's rule for user errors: one line naming the argument and where help is, exit 2 (no usage block)."
+    def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="modern-llm", description="Train a small LLM from scratch: pretrain, SFT, DPO, verifier, evaluation, report.")
+    ap = OneLineParser(prog="modern-llm", description="Train a small LLM from scratch: pretrain, SFT, DPO, verifier, evaluation, report.")
     ap.add_argument("--debug", action="store_true", help="show the traceback of user errors too (or MODERN_LLM_DEBUG=1)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("presets", help="list the presets with their size and description").set_defaults(func=cmd_presets)
@@ -171,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = ds.add_parser("pull", help="copy the datasets a preset uses from the hub into a local mirror directory")
     s.add_argument("--mirror", required=True, help="mirror directory (then set MODERN_LLM_DATA or data.mirror to it)")
     s.add_argument("--name", dest="names", action="append", help="a dataset to pull (repeatable; default: the preset's)")
-    s.add_argument("--limit", type=int, default=None, help="rows per split (default: each dataset's own)")
+    s.add_argument("--limit", type=_number(int, 1, "a row count >= 1"), default=None, help="rows per split (default: each dataset's own)")
     _run_args(s); s.set_defaults(func=cmd_data_pull)
     for act, what in (("list", "the datasets and splits a mirror holds: files, rows, fingerprints (and what --preset still needs)"),
                       ("verify", "list, load every split, and exit 1 if one is unreadable or one --preset reads is missing")):
@@ -197,9 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("chat", help="talk to a checkpoint or a run's most tuned model (interactive, or one --prompt)")
     s.add_argument("checkpoint", help="a checkpoint directory, or a run directory (its dpo, else sft, else base checkpoint)")
     s.add_argument("--prompt", default=None, help="answer this one prompt and exit")
-    s.add_argument("--temperature", type=float, default=0.7, help="0: greedy (default 0.7)")
-    s.add_argument("--top-k", type=int, default=0, help="sample from the k most likely tokens (0: all; default 0)")
-    s.add_argument("--max-new-tokens", type=int, default=None, help="answer length limit (default: 256, at most half the context)")
+    s.add_argument("--temperature", type=_number(float, 0, "a temperature >= 0"), default=0.7, help="0: greedy (default 0.7)")
+    s.add_argument("--top-k", type=_number(int, 0, "k >= 0 (0: all tokens)"), default=0, help="sample from the k most likely tokens (0: all; default 0)")
+    s.add_argument("--max-new-tokens", type=_number(int, 1, "a token count >= 1"), default=None, help="answer length limit (default: 256, at most half the context)")
     s.add_argument("--seed", type=int, default=None, help="make sampling reproducible")
     s.set_defaults(func=cmd_chat)
     s = sub.add_parser("export-hf", help="write a Hugging Face transformers model directory (Llama/Qwen3; own code for sink models)")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_hf_export.ipynb #ac955daf
 from __future__ import annotations
-import json, re
+import json, re, shutil
 from pathlib import Path
 import tokenizers, torch
 from tokenizers import normalizers
@@ -101,12 +101,22 @@ def hf_tokenizer(tok: Tokenizer, max_len: int):
 
 # %% ../nbs/13_hf_export.ipynb #7c1cffc5
 def _check_out_dir(out: Path):
-    "Refuse to replace a non-empty directory unless an earlier export wrote it."
+    "Refuse a file, and a non-empty directory that an earlier export did not write (FileExistsError)."
+    if out.exists() and not out.is_dir(): raise FileExistsError(f"{out} is a file, not a directory; choose a new directory")
     if not out.is_dir() or not any(out.iterdir()): return
     f = out / "config.json"
     if not (f.is_file() and "modern_llm" in json.loads(f.read_text())):
         raise FileExistsError(f"{out} exists and is not an earlier export (no 'modern_llm' key in its config.json); "
                               "choose an empty or new directory")
+
+def _keep_added(out: Path, tmp: Path):
+    """Copy into the new export `tmp` what the user added to the earlier export `out` (a model card, a `.git` of a hub
+    repository): everything the new export did not write, except a stale `modeling_modern_llm.py`."""
+    if not out.is_dir(): return
+    for p in out.iterdir():
+        if (tmp / p.name).exists() or p.name == MODELING_FILE: continue
+        if p.is_dir() and not p.is_symlink(): shutil.copytree(p, tmp / p.name, symlinks=True)
+        else: shutil.copy2(p, tmp / p.name, follow_symlinks=False)
 
 def modeling_source() -> str:
     "The text of `modeling_modern_llm.py`: `modern_llm/hf_modeling.py` with a header saying where it comes from."
@@ -136,6 +146,7 @@ def export_hf(checkpoint_dir, out_dir) -> dict:
                          pad_token_id=ids["<|pad|>"]).save_pretrained(tmp)
         save_file(hf_state_dict(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         hf_tokenizer(tok, model.cfg.max_seq_len).save_pretrained(tmp, save_jinja_files=False)
+        _keep_added(out, tmp)   # replacing an earlier export loses none of the user's files
     return {"out_dir": str(out), "architecture": kw["architectures"][0], "model_type": model_type, "trust_remote_code": custom,
             "params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()),
             "files": sorted(p.name for p in out.iterdir())}

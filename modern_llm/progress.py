@@ -172,6 +172,10 @@ def main(argv=None) -> int:
         flag, k, v, rest = rest[0], rest[1], rest[2], rest[3:]
         params[k] = v if flag in ("-r", "--parameters_raw") else param_value(v)
     run_dir.mkdir(parents=True, exist_ok=True)
+    from modern_llm.errors import ModernLLMError
+    from modern_llm.runs import RunLock
+    try: RunLock(run_dir).acquire()   # before papermill writes RUN_DIR/speedrun.ipynb: a run in use is left untouched
+    except ModernLLMError as e: print(f"modern-llm: error: {e}", file=sys.stderr); return 2
     return execute_speedrun(repo_root() / "nbs" / "speedrun.ipynb", run_dir / "speedrun.ipynb", params, run_dir)
 
 if __name__ == "__main__" and "IPython" not in sys.modules: sys.exit(main())   # not when a notebook runner executes this

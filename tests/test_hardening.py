@@ -44,7 +44,7 @@ def one_line_exit_2(rc, err) -> str:
     "The one error line of a user error (asserting exit 2, no traceback, one line)."
     assert rc == 2, (rc, err)
     assert "Traceback" not in err, err
-    lines = [l for l in err.splitlines() if l.startswith("modern-llm: error: ")]
+    lines = [l for l in err.splitlines() if re.match(r"modern-llm( [\w-]+)*: error: ", l)]   # argparse names the subcommand
     assert len(lines) == 1 and not err.split(lines[0], 1)[1].strip(), err     # one error line, nothing after it
     return lines[0]
 
@@ -301,6 +301,11 @@ BAD_INPUTS = [   # (what, how it is run, setup(tmp) -> argv); the table in docs/
     ("`modern-llm chat` on a directory with no checkpoint", "modern-llm chat DIR", lambda t: ["chat", t["tmp"] / "empty", "--prompt", "hi"]),
     ("an unknown preset", "modern-llm preset show smoek", lambda t: ["preset", "show", "smoek"]),
     ("a report of a run directory that does not exist", "modern-llm report DIR", lambda t: ["report", t["tmp"] / "nope", "--no-pdf"]),
+    ("a temperature that is not a number", "modern-llm chat CKPT --temperature nan",
+     lambda t: ["chat", t["ck"]["truncated"], "--prompt", "hi", "--temperature", "nan"]),
+    ("`export-hf` onto a file", "modern-llm export-hf CKPT FILE", lambda t: ["export-hf", t["base"], t["file"]]),
+    ("a stage name that does not exist", "modern-llm speedrun smoke --stages pretrain,sfx",
+     lambda t: ["speedrun", "smoke", "--stages", "pretrain,sfx", "--runs-dir", t["tmp"] / "runs"]),
 ]
 
 
@@ -411,7 +416,7 @@ def bad_inputs_markdown(rows) -> str:
 def test_every_bad_input_gets_one_line_and_the_doc_is_current(tmp_path):
     rows = bad_input_rows(tmp_path)      # each CLI row asserts exit 2, one line, no traceback (one_line_exit_2)
     assert len(rows) >= len(BAD_INPUTS) + len(OTHER_CASES) - 1
-    assert all(r[2].startswith(("modern-llm: error: ", "error: ", "warning: ")) for r in rows), rows
+    assert all(re.match(r"(modern-llm( [\w-]+)*: error: |error: |warning: )", r[2]) for r in rows), rows
     want = bad_inputs_markdown(rows)
     have = DOC.read_text() if DOC.exists() else ""
     if torch.cuda.is_available():   # the table was generated on a CPU machine: it has the cuda row this one skips
