@@ -4,13 +4,13 @@
 
 # %% ../nbs/10b_eval_stage.ipynb #15109026
 from __future__ import annotations
-import csv, gc, json, os, platform, resource, time
+import csv, gc, json, platform, resource, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from .config import Preset, load_preset
 from .runtime import resolve_runtime
-from .runs import RunPaths, read_json, write_json, write_jsonl
+from .runs import RunPaths, atomic_path, read_json, write_json, write_jsonl
 from .sft import strip_calculator
 from .data import DataError, fingerprint, load_records, load_text_documents, mirror_files
 from .checkpoint import load_model
@@ -193,12 +193,9 @@ def write_table(rows, path):
     "Write `rows` as CSV (atomically); an interval `[lo, hi]` becomes the cell `[lo, hi]` with 4 decimals."
     cols = list(dict.fromkeys(k for r in rows for k in r))
     cell = lambda v: json.dumps([round(x, 4) for x in v]) if isinstance(v, list) else v
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, cols); w.writeheader(); w.writerows({k: cell(v) for k, v in r.items()} for r in rows)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 # %% ../nbs/10b_eval_stage.ipynb #dce46a45
 def _hf_local(name: str) -> bool:

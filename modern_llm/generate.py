@@ -8,14 +8,13 @@ import ast, contextlib, math, operator, re
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from tokenizers import decoders
 from .model import KVCache
-from .tokenizer import render_chat
+from .tokenizer import render_chat, token_bytes
 
 # %% auto #0
 __all__ = ['CALC_MAX_LEN', 'CALC_MAX_EXP', 'CALC_MAX_ABS', 'PROMPT_STRIDE', 'safe_calc', 'unit_interval', 'uniform_noise',
-           'sample_next', 'token_bytes', 'stop_cut', 'learned_sink', 'StaticKVCache', 'repeat_cache_rows',
-           'select_cache_rows', 'chat_prompt_ids', 'graph_key', 'Engine']
+           'sample_next', 'stop_cut', 'learned_sink', 'StaticKVCache', 'repeat_cache_rows', 'select_cache_rows',
+           'chat_prompt_ids', 'graph_key', 'Engine']
 
 # %% ../nbs/06_generate.ipynb #e3dfa51d
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -86,22 +85,6 @@ def sample_next(logits, temperature=0.0, top_k=0, top_p=1.0, keys=None, step=0) 
     return ids.expand_as(x).gather(-1, choice).squeeze(-1)
 
 # %% ../nbs/06_generate.ipynb #27511ba7
-def _byte_of_char() -> dict[str, int]:
-    "The byte each character of a byte-level BPE vocabulary stands for (GPT-2's `bytes_to_unicode`, inverted)."
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    return {**{chr(b): b for b in printable}, **{chr(256 + i): b for i, b in enumerate(others)}}
-
-def token_bytes(tok) -> list[bytes]:
-    """The UTF-8 bytes each token id of the byte-level BPE `tok` (a `Tokenizer`) stands for, indexed by id; b'' for
-    special tokens (they decode to nothing). The bytes behind `tokenizer.token_byte_lengths`. ValueError if not byte-level."""
-    tk, byte_of = tok.tk, _byte_of_char()
-    if not isinstance(tk.decoder, decoders.ByteLevel): raise ValueError(f"token_bytes needs a byte-level BPE, got decoder {tk.decoder!r}")
-    out = [b""] * tk.get_vocab_size(with_added_tokens=True)
-    for s, i in tk.get_vocab(with_added_tokens=False).items(): out[i] = bytes(byte_of[c] for c in s)
-    for i, t in tk.get_added_tokens_decoder().items(): out[i] = b"" if t.special else t.content.encode("utf-8")
-    return out
-
 def stop_cut(tb: list[bytes], gen: list[int], stop_strings) -> int | None:
     """Number of tokens of `gen` to keep when its text contains a stop string: up to the token that holds the string's
     first byte (the caller cuts the text at the string), or None without a stop string. `tb`: `token_bytes`."""
@@ -213,7 +196,7 @@ class Engine:
     def _token_bytes(self) -> list[bytes]:
         "`token_bytes` of the tokenizer, b'' for the model's ids past its vocabulary (a padded embedding)."
         if self._bytes is None:
-            tb = token_bytes(self.tok)
+            tb = token_bytes(self.tok.tk)
             self._bytes = tb + [b""] * (self.model.cfg.vocab_size - len(tb))
         return self._bytes
 

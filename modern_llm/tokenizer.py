@@ -11,7 +11,7 @@ from tokenizers import decoders, models, pre_tokenizers, trainers
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'ROLES', 'CHAT_TEMPLATE_JINJA', 'Tokenizer', 'train_tokenizer', 'render_chat', 'bytes_per_token',
-           'token_byte_lengths']
+           'token_bytes', 'token_byte_lengths']
 
 # %% ../nbs/02_tokenizer.ipynb #016d0d00
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
@@ -126,12 +126,22 @@ def bytes_per_token(tok: Tokenizer, texts: Iterable[str]) -> float:
     return sum(len(t.encode("utf-8")) for t in texts) / n_tok
 
 # %% ../nbs/02_tokenizer.ipynb #tbl0ex01
-def token_byte_lengths(tk: tokenizers.Tokenizer) -> list[int]:
-    """UTF-8 bytes each token id of a byte-level BPE stands for (list indexed by id): one per character of its vocabulary
-    string (GPT-2's byte-to-character map); special tokens stand for no text (0). `tk` is a `tokenizers.Tokenizer`:
+def _byte_of_char() -> dict[str, int]:
+    "The byte each character of a byte-level BPE vocabulary stands for (GPT-2's `bytes_to_unicode`, inverted)."
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{chr(b): b for b in printable}, **{chr(256 + i): b for i, b in enumerate(others)}}
+
+def token_bytes(tk: tokenizers.Tokenizer) -> list[bytes]:
+    """The UTF-8 bytes each token id of a byte-level BPE stands for (list indexed by id), read from its vocabulary string
+    (GPT-2's byte-to-character map); b'' for special tokens (they stand for no text). `tk` is a `tokenizers.Tokenizer`:
     `Tokenizer.tk`, or a Hugging Face fast tokenizer's `backend_tokenizer` (GPT-2). Raises ValueError if it is not byte-level."""
-    if not isinstance(tk.decoder, decoders.ByteLevel): raise ValueError(f"token_byte_lengths needs a byte-level BPE, got decoder {tk.decoder!r}")
-    out = [0] * tk.get_vocab_size(with_added_tokens=True)
-    for s, i in tk.get_vocab(with_added_tokens=False).items(): out[i] = len(s)
-    for i, t in tk.get_added_tokens_decoder().items(): out[i] = 0 if t.special else len(t.content.encode("utf-8"))
+    if not isinstance(tk.decoder, decoders.ByteLevel): raise ValueError(f"token_bytes needs a byte-level BPE, got decoder {tk.decoder!r}")
+    byte_of, out = _byte_of_char(), [b""] * tk.get_vocab_size(with_added_tokens=True)
+    for s, i in tk.get_vocab(with_added_tokens=False).items(): out[i] = bytes(byte_of[c] for c in s)
+    for i, t in tk.get_added_tokens_decoder().items(): out[i] = b"" if t.special else t.content.encode("utf-8")
     return out
+
+def token_byte_lengths(tk: tokenizers.Tokenizer) -> list[int]:
+    "UTF-8 bytes each token id stands for (list indexed by id): the lengths of `token_bytes(tk)` (0 for special tokens)."
+    return [len(b) for b in token_bytes(tk)]
