@@ -156,7 +156,8 @@ class VerifierConfig(TrainConfig):
     head: Literal["solution", "token"] = "token"
     lm_loss_weight: float = 0.0    # joint LM loss on correct solutions (Cobbe et al.)
     samples_per_problem: int = 4   # policy samples per train problem, labelled by final answer
-    problems: int = 256            # GSM8K train problems used
+    problems: int = 256            # train problems used (held-out share included)
+    task: Literal["gsm8k", "gsm_synth"] = "gsm8k"   # the problems it learns, is validated and reranks on (gsm_synth: 01b_synth_math)
     holdout_frac: float = 0.2      # whole problems held out for validation
 
     def check(self):

@@ -255,6 +255,7 @@ ROW_CHECKS = {"gsm8k": _gsm8k_row}   # per-dataset row rules beyond "these keys 
 
 # %% ../nbs/01_data.ipynb #02e28767
 GENERATED = {"gsm8k_onpolicy": "sampled from the SFT model at DPO time (08a_dpo_data)",
+             "gsm_synth_onpolicy": "sampled from the SFT model at DPO time on generated problems (08a_dpo_data)",
              "gsm_synth": "generated in the project (01b_synth_math)"}   # mix names that are not datasets to load or pull
 
 def preset_datasets(preset) -> list[str]:

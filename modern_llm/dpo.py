@@ -13,7 +13,7 @@ from .lora import apply_lora, merge_lora
 from .config import Preset, load_preset
 from .runtime import resolve_runtime
 from .data import fingerprint, load_records
-from .dpo_data import PreferencePair, build_dpo_pairs
+from .dpo_data import ONPOLICY_SOURCES, PreferencePair, build_dpo_pairs
 from .model import flops_per_token
 from .runs import RunPaths, read_json, write_json
 from .sft import gsm8k_em_hook
@@ -218,7 +218,7 @@ def run_dpo(preset, run_dir, sft_ckpt=None, resume: bool = False) -> dict:
     if tok is None: raise FileNotFoundError(f"{ckpt}: no tokenizer.json")
     dtype = None if rt.dtype == "fp32" else rt.torch_dtype
     sources, holdouts, record = build_dpo_pairs(p, tok, model, dtype=dtype)
-    holdout, math_holdout = holdouts.get("hh_rlhf", []), holdouts.get("gsm8k_onpolicy", [])
+    holdout, math_holdout = holdouts.get("hh_rlhf", []), next((holdouts[s] for s in ONPOLICY_SOURCES if s in holdouts), [])
     t_pairs = time.time()
 
     bs, groups = cfg.micro_batch_size, [holdout, math_holdout] + list(sources.values())   # no grads: a training micro-batch fits
@@ -233,9 +233,9 @@ def run_dpo(preset, run_dir, sft_ckpt=None, resume: bool = False) -> dict:
     hooks, heldout = [], {}
     if rt.is_main:     # what DPO trains on, and what its held-out numbers use, checked against every set of the run
         for name in sources:
-            record_trained(paths, f"dpo/{name}", "hh_rlhf pair ids" if name == "hh_rlhf" else "gsm8k/train part dpo", record["problems"][name])
+            record_trained(paths, f"dpo/{name}", record.get("trained_on", {}).get(name, "hh_rlhf pair ids"), record["problems"][name])
         if holdout: heldout["hh_rlhf"] = record_evaluated(paths, "dpo/heldout_hh", f"hh_rlhf/{record['holdout']['split']} held-out pair ids", [q.id for q in holdout])
-        if math_holdout: heldout["gsm8k_onpolicy"] = record_evaluated(paths, "dpo/heldout_math", "gsm8k/train part heldout", record["problems"]["heldout_math"])
+        if math_holdout: heldout[record["holdout_math"]["source"]] = record_evaluated(paths, "dpo/heldout_math", record["holdout_math"]["split"], record["problems"]["heldout_math"])
     if ev.em_curve_every > 0:
         gsm = load_records("gsm8k", "test", mirror=data.mirror or None, sources=data.sources, limit=ev.em_curve_subset)
         if rt.is_main: heldout["gsm8k_em_curve"] = record_evaluated(paths, "dpo/gsm8k_em_curve", f"gsm8k/test first {len(gsm)}", [question_hash(r["question"]) for r in gsm])

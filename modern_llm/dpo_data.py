@@ -12,19 +12,21 @@ from .evaluate import answers_match, extract_answer, gold_answer
 from .generate import Engine
 from .sft import to_conversation
 from .splits import gsm8k_part, question_hash
+from .synth_math import synth_gsm
 from .tokenizer import Tokenizer, render_chat
 
 # %% auto #0
-__all__ = ['HOLDOUT_SEED', 'DPO_SOURCES', 'HELDOUT_MATH_SHARE', 'PreferencePair', 'MalformedPair', 'hh_turns', 'split_hh',
-           'hh_pair', 'hh_split', 'truncate_pair', 'truncate_pairs', 'gsm8k_prompt_and_gold', 'onpolicy_pairs',
-           'sample_solutions', 'hh_data_note', 'build_dpo_pairs']
+__all__ = ['HOLDOUT_SEED', 'ONPOLICY_SOURCES', 'DPO_SOURCES', 'ONPOLICY_SYNTH_SEED', 'HELDOUT_MATH_SHARE', 'PreferencePair',
+           'MalformedPair', 'hh_turns', 'split_hh', 'hh_pair', 'hh_split', 'truncate_pair', 'truncate_pairs',
+           'gsm8k_prompt_and_gold', 'onpolicy_pairs', 'sample_solutions', 'hh_data_note', 'onpolicy_problems',
+           'build_dpo_pairs']
 
 # %% ../nbs/08a_dpo_data.ipynb #f2ec359f
 @dataclass(frozen=True)
 class PreferencePair:
     "One preference: `chosen` is preferred over `rejected` as the reply to `prompt` (all token ids)."
     id: str                      # unique and stable: '<source>:<split>:<row>' (keys the reference log-prob cache)
-    source: str                  # a `data.dpo_mix` name: hh_rlhf | gsm8k_onpolicy
+    source: str                  # a `data.dpo_mix` name: hh_rlhf | gsm8k_onpolicy | gsm_synth_onpolicy
     prompt: tuple[int, ...]      # <|bos|> ... <|assistant|>
     chosen: tuple[int, ...]      # reply tokens (+ <|end|> unless truncated or unfinished)
     rejected: tuple[int, ...]
@@ -120,8 +122,9 @@ def gsm8k_prompt_and_gold(tok: Tokenizer, row: dict, keep_calculator: bool = Tru
     return render_chat(tok, [user], add_generation_prompt=True)[0], tok.encode(gold["content"]) + [tok.end_id]
 
 def onpolicy_pairs(rows: list[dict], samples: list[list[list[int]]], tok: Tokenizer, max_new_tokens: int,
-                   keep_calculator: bool = True, split: str = "train", mode: str = "strict") -> tuple[list[PreferencePair], dict]:
-    "Pairs (correct over incorrect sample; gold over incorrect when no sample is correct) and their counts."
+                   keep_calculator: bool = True, split: str = "train", mode: str = "strict",
+                   source: str = "gsm8k_onpolicy") -> tuple[list[PreferencePair], dict]:
+    "Pairs (correct over incorrect sample; gold over incorrect when no sample is correct) and their counts; ids `'{source}:{split}:{row}'`."
     if len(rows) != len(samples): raise ValueError(f"{len(rows)} problems but {len(samples)} sample lists")
     pairs, n = [], Counter()
     for i, (row, outs) in enumerate(zip(rows, samples)):
@@ -132,7 +135,7 @@ def onpolicy_pairs(rows: list[dict], samples: list[list[list[int]]], tok: Tokeni
         done = lambda s: tuple(s) + ((tok.end_id,) if len(s) < max_new_tokens else ())
         good, bad = [done(s) for s, o in zip(outs, ok) if o], [done(s) for s, o in zip(outs, ok) if not o]
         if not bad: n["all_correct"] += 1; continue
-        pairs.append(PreferencePair(f"gsm8k_onpolicy:{split}:{i}", "gsm8k_onpolicy", tuple(prompt),
+        pairs.append(PreferencePair(f"{source}:{split}:{i}", source, tuple(prompt),
                                     good[0] if good else tuple(gold), bad[0], gold_chosen=not good))
         n["gold_chosen"] += not good
     counts = {"problems": len(rows), "samples": n["samples"], "correct_samples": n["correct_samples"],
@@ -151,7 +154,9 @@ def sample_solutions(model, tok: Tokenizer, prompts: list[list[int]], k: int, ev
     return out
 
 # %% ../nbs/08a_dpo_data.ipynb #c2102ed9
-DPO_SOURCES = ("hh_rlhf", "gsm8k_onpolicy")
+ONPOLICY_SOURCES = ("gsm8k_onpolicy", "gsm_synth_onpolicy")   # on-policy math: GSM8K or generated problems (01b_synth_math)
+DPO_SOURCES = ("hh_rlhf", *ONPOLICY_SOURCES)
+ONPOLICY_SYNTH_SEED = 1   # gsm_synth_onpolicy draws its problems with this seed: not the draw SFT trained on (seed 0)
 
 def hh_data_note(split: str, counts: dict, seed: int = HOLDOUT_SEED) -> str:
     "What the held-out HH pairs are, for the run record."
@@ -163,7 +168,17 @@ def hh_data_note(split: str, counts: dict, seed: int = HOLDOUT_SEED) -> str:
                  "is measured on rows disjoint from training, not under the official train/test protocol.")
     return note
 
-HELDOUT_MATH_SHARE = 4   # held-out on-policy problems: onpolicy_problems // 4 (at least 1) of the `heldout` part
+HELDOUT_MATH_SHARE = 4   # held-out on-policy problems: onpolicy_problems // 4 (at least 1)
+
+def onpolicy_problems(name: str, n: int, load_fn, kw: dict) -> tuple[list[dict], list[dict], str, str]:
+    """(train problems, held-out problems, what each set is) of an on-policy source: GSM8K train's `dpo` and `heldout`
+    parts (01c_splits), or `gsm_synth` train and test problems drawn with `ONPOLICY_SYNTH_SEED`."""
+    n_held = max(1, n // HELDOUT_MATH_SHARE)
+    if name == "gsm8k_onpolicy":
+        gsm = load_fn("gsm8k", "train", **kw)
+        return gsm8k_part(gsm, "dpo", n), gsm8k_part(gsm, "heldout", n_held), "gsm8k/train part dpo", "gsm8k/train part heldout"
+    s = ONPOLICY_SYNTH_SEED
+    return synth_gsm("train", n, seed=s), synth_gsm("test", n_held, seed=s), f"gsm_synth/train seed {s}", f"gsm_synth/test seed {s}"
 
 def build_dpo_pairs(preset, tok: Tokenizer, model=None, load_fn=None, dtype=None) -> tuple[dict, dict, dict]:
     "(training pairs per source, held-out pairs per source, record of counts and problems) for `preset.data.dpo_mix`; `model` samples the on-policy pairs (in `dtype`)."
@@ -174,6 +189,7 @@ def build_dpo_pairs(preset, tok: Tokenizer, model=None, load_fn=None, dtype=None
     for n in names:
         if n not in DPO_SOURCES: raise DataError(f"data.dpo_mix: {n!r} is not a DPO source; use {' or '.join(DPO_SOURCES)}")
         if names.count(n) > 1: raise DataError(f"data.dpo_mix names {n!r} twice")
+    if len(set(names) & set(ONPOLICY_SOURCES)) > 1: raise DataError(f"data.dpo_mix: one on-policy math source at a time, got {names}")
     sources, holdouts = {}, {}
     record = {"max_len": max_len, "max_prompt_tokens": max_prompt, "sources": {}, "weights": {}, "notes": [], "problems": {}}
     for spec in data.dpo_mix:
@@ -186,24 +202,24 @@ def build_dpo_pairs(preset, tok: Tokenizer, model=None, load_fn=None, dtype=None
             record["problems"]["hh_rlhf"] = [p.id for p in train]
             record["notes"].append(hh_data_note(spec.split, counts))
         else:
+            name = spec.name
             if not (cfg.onpolicy_k and cfg.onpolicy_problems):
-                record["notes"].append("gsm8k_onpolicy skipped: train.dpo.onpolicy_k or onpolicy_problems is 0"); continue
-            if model is None: raise ValueError("build_dpo_pairs: gsm8k_onpolicy needs the SFT model to sample from")
+                record["notes"].append(f"{name} skipped: train.dpo.onpolicy_k or onpolicy_problems is 0"); continue
+            if model is None: raise ValueError(f"build_dpo_pairs: {name} needs the SFT model to sample from")
             if spec.split != "train":
-                raise DataError(f"data.dpo_mix: gsm8k_onpolicy/{spec.split}: sample on 'train' (its 'dpo' part); 'test' is held out for evaluation")
-            gsm = load_fn("gsm8k", "train", **kw)
-            rows = gsm8k_part(gsm, "dpo", cfg.onpolicy_problems)
-            held_rows = gsm8k_part(gsm, "heldout", max(1, cfg.onpolicy_problems // HELDOUT_MATH_SHARE))
+                raise DataError(f"data.dpo_mix: {name}/{spec.split}: sample on 'train' problems; 'test' is held out for evaluation")
+            rows, held_rows, what, held_what = onpolicy_problems(name, cfg.onpolicy_problems, load_fn, kw)
             prompts = [gsm8k_prompt_and_gold(tok, r, data.keep_calculator)[0] for r in rows + held_rows]
             samples = sample_solutions(model, tok, prompts, cfg.onpolicy_k, ev, seed=cfg.seed, dtype=dtype)
-            train, counts = onpolicy_pairs(rows, samples[:len(rows)], tok, ev.max_new_tokens, data.keep_calculator, "train")
-            held, held_counts = onpolicy_pairs(held_rows, samples[len(rows):], tok, ev.max_new_tokens, data.keep_calculator, "heldout")
-            holdouts["gsm8k_onpolicy"], trunc = truncate_pairs(held, max_len, max_prompt)
-            record["holdout_math"] = {"source": "gsm8k_onpolicy", "split": "train part heldout", **held_counts, "truncation": trunc}
-            record["problems"]["gsm8k_onpolicy"] = [question_hash(r["question"]) for r in rows]
+            train, counts = onpolicy_pairs(rows, samples[:len(rows)], tok, ev.max_new_tokens, data.keep_calculator, "train", source=name)
+            held, held_counts = onpolicy_pairs(held_rows, samples[len(rows):], tok, ev.max_new_tokens, data.keep_calculator, "heldout", source=name)
+            holdouts[name], trunc = truncate_pairs(held, max_len, max_prompt)
+            record["holdout_math"] = {"source": name, "split": held_what, **held_counts, "truncation": trunc}
+            record["problems"][name] = [question_hash(r["question"]) for r in rows]
             record["problems"]["heldout_math"] = [question_hash(r["question"]) for r in held_rows]
+            record["trained_on"] = {**record.get("trained_on", {}), name: what}
             record["notes"].append(
-                f"gsm8k_onpolicy: {len(rows)} problems of the 'dpo' part of GSM8K train (held-out: {len(held_rows)} of its 'heldout' part), {cfg.onpolicy_k} samples each at "
+                f"{name}: {len(rows)} problems of {what} (held-out: {len(held_rows)} of {held_what}), {cfg.onpolicy_k} samples each at "
                 f"temperature {ev.temperature} (calculator {'on' if ev.calculator else 'off'}), labelled by strict final "
                 f"answer; chosen = first correct sample, rejected = first incorrect; when no sample was correct the gold "
                 f"solution is chosen ({counts['gold_chosen']} of {counts['pairs']} pairs).")

@@ -84,19 +84,21 @@ def em_scores(g: dict, prefix: str) -> dict:
     `{prefix}_em` (lm-eval strict-match, the headline), `{prefix}_em_flexible`, `{prefix}_em_numeric` (lenient) and `..._ci`."""
     return {f"{prefix}_{name}{ci}": g[f"{key}{ci}"] for key, name in EM_KEYS.items() for ci in ("", "_ci")}
 
-def evaluate_checkpoint(engine, stage: str, p: Preset, data: EvalData, checkpoint="") -> tuple[dict, list]:
-    "Perplexity/bpb and GSM8K of one model: (summary for `{stage}_eval.json`, per-problem records)."
+def evaluate_checkpoint(engine, stage: str, p: Preset, data: EvalData, checkpoint="") -> tuple[dict, dict]:
+    "Perplexity/bpb, GSM8K and the held-out generated problems of one model: (summary for `{stage}_eval.json`, `{'gsm8k': records, 'synth': records}`)."
     t0, ev, chat = time.time(), p.eval, stage != "base"
     ppl = wikitext_ppl(engine, p, data)
     g = gsm8k_eval(engine, data.gsm8k, exemplars=None if chat else data.exemplars, max_new_tokens=ev.max_new_tokens,
                    n_samples=ev.n_samples, pass_k=ev.pass_k, temperature=ev.temperature, top_k=ev.top_k, top_p=ev.top_p,
                    calculator=ev.calculator, batch_size=ev.batch_size)
-    records = g.pop("records")
-    synth = {}
-    if data.synth:   # the same protocol, greedy only, on problems a small model can solve
+    records, synth = {"gsm8k": g.pop("records"), "synth": []}, {}
+    if data.synth:   # the same protocol (greedy, and samples for pass@k / maj@k) on problems a small model can solve
         s = gsm8k_eval(engine, data.synth, exemplars=None if chat else data.exemplars, max_new_tokens=ev.max_new_tokens,
+                       n_samples=ev.n_samples, pass_k=ev.pass_k, temperature=ev.temperature, top_k=ev.top_k, top_p=ev.top_p,
                        calculator=ev.calculator, batch_size=ev.batch_size)
-        synth = {**em_scores(s, "synth"), "synth_subset": s["n_problems"]}
+        records["synth"] = s.pop("records")
+        synth = {**em_scores(s, "synth"), **{f"synth_{k}": v for k, v in s.items() if k.startswith(("pass@", "maj@"))},
+                 "synth_subset": s["n_problems"]}
     res = {"stage": stage, "checkpoint": str(checkpoint), "preset": p.name, "data": data.sources,
            "ppl": ppl["ppl"], "bpb": ppl["bpb"], "unigram_ppl": ppl["unigram_ppl"], "unigram_bpb": ppl["unigram_bpb"],
            **em_scores(g, "gsm8k"), **{k: v for k, v in g.items() if k.startswith(("pass@", "maj@"))},
@@ -178,7 +180,7 @@ def comparison_table(paths: RunPaths) -> list[dict]:
         r = read_json(f)
         rows.append({"model": label, "ppl": r.get("ppl"), "bpb": r.get("bpb"), "unigram_bpb": r.get("unigram_bpb"),
                      **{k: v for k, v in r.items() if k.startswith(SCORE_PREFIXES)}, "verifier_em": None, "verifier_em_ci": None,
-                     "gsm8k_subset": r.get("gsm8k_subset"), "synth_em": r.get("synth_em"), "synth_em_ci": r.get("synth_em_ci")})
+                     "gsm8k_subset": r.get("gsm8k_subset"), **{k: v for k, v in r.items() if k.startswith("synth_")}})
         if stage != "gpt2": last = len(rows)
     vf = paths.result("verifier_eval.json")
     if vf.exists() and last is not None:
@@ -186,7 +188,9 @@ def comparison_table(paths: RunPaths) -> list[dict]:
         em = verifier_em(v)
         ci = verifier_em_ci(v, em)
         # reranked answers are read with the flexible (last-number) filter, like pass@k and maj@k: compare with that column
-        rows.insert(last, {"model": "+Verifier", "gsm8k_em_flexible": em, "gsm8k_em_flexible_ci": ci, "verifier_em": em, "verifier_em_ci": ci})
+        # of the problems the verifier reranked (GSM8K test, or the held-out generated problems: `train.verifier.task`)
+        col = "synth_em_flexible" if v.get("task") == "gsm_synth" else "gsm8k_em_flexible"
+        rows.insert(last, {"model": "+Verifier", col: em, f"{col}_ci": ci, "verifier_em": em, "verifier_em_ci": ci})
     return rows
 
 def write_table(rows, path):
@@ -252,7 +256,8 @@ def run_evaluate(preset, run_dir, overrides=None, data: EvalData | None = None, 
         engine = _engine(ckpt, rt)
         res, records = evaluate_checkpoint(engine, stage, p, data, ckpt)
         write_json(paths.result(f"{stage}_eval.json"), res)
-        write_jsonl(paths.result(f"{stage}_gsm8k.jsonl"), records)
+        for task, recs in records.items():
+            if recs: write_jsonl(paths.result(f"{stage}_{task}.jsonl"), recs)
         chars = chars or res["perplexity"]["chars"]
         chat = stage != "base"
         samples[stage] = qualitative_samples(engine, CHAT_PROMPTS if chat else BASE_PROMPTS, chat,
@@ -260,7 +265,7 @@ def run_evaluate(preset, run_dir, overrides=None, data: EvalData | None = None, 
         if stage == next(iter(ckpts)):
             streams[stage], evals[stage] = sink_test(engine, p, data, paths.results, ckpt), res
             summary["sink_test"] = streams[stage]["summary"]
-        summary[stage] = {k: res[k] for k in ("ppl", "bpb", "gsm8k_em", "gsm8k_em_ci", "gsm8k_em_flexible", "synth_em", "synth_em_ci", "wall_s") if k in res}
+        summary[stage] = {k: res[k] for k in ("ppl", "bpb", "gsm8k_em", "gsm8k_em_ci", "gsm8k_em_flexible", "synth_em", "synth_em_ci", "synth_pass@1", "wall_s") if k in res}
         attn_models[stage] = (engine.model, engine.tok)
         del engine; gc.collect()
     write_json(paths.result("samples.json"), samples)

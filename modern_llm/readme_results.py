@@ -9,7 +9,7 @@ from pathlib import Path
 from .config import repo_root
 from .errors import RecordError
 from .report import Records, md_table, value_str
-from .report_headline import eval_rows, headline_table, trained_line, with_interval
+from .report_headline import eval_rows, headline_table, synth_table, trained_line, with_interval
 from .runs import write_text
 
 # %% auto #0
@@ -70,6 +70,8 @@ def results_block(record_dir, name: str) -> str:
     except ValueError: pass
     lines = [f"Measured by the run recorded in `{rel}` ({_provenance(rec)}); rewritten by "
              f"`python -m modern_llm.readme_results update {rel}`.", "", trained_line(rec), "", md_table(headline_table(rows))]
+    st = synth_table(rows)
+    if len(st): lines += ["", "Held-out generated GSM-style problems (`gsm_synth` test split):", "", md_table(st)]
     h = heldout_line(rec)
     if h: lines += ["", h[0].upper() + h[1:]]
     return "\n".join(lines) + "\n" 

@@ -9,7 +9,8 @@ import pandas as pd
 from .report import Records, value_str
 
 # %% auto #0
-__all__ = ['with_interval', 'score_table', 'eval_rows', 'headline_table', 'verdict', 'trained_line', 'headline_section']
+__all__ = ['SYNTH_STEPS', 'with_interval', 'score_table', 'eval_rows', 'headline_table', 'synth_table', 'verdict', 'trained_line',
+           'headline_section']
 
 # %% ../nbs/11a_report_headline.ipynb #3be397c0
 def _number(v) -> float | None:
@@ -56,17 +57,42 @@ def _largest_k(rows, prefix) -> str | None:
     ks = sorted({int(k[len(prefix):]) for r in rows for k in r if k.startswith(prefix) and k[len(prefix):].isdigit()})
     return f"{prefix}{ks[-1]}" if ks else None
 
-def headline_table(rows: list[dict]) -> pd.DataFrame:
-    "Base -> SFT -> DPO -> +Verifier (no reference rows): WikiText-2 bpb, GSM8K EM, EM (flexible), the largest pass@k and maj@k, synth EM; scores with intervals."
-    ours = [r for r in rows if not str(r.get("model", "")).startswith("GPT-2")]
-    cols = [("bpb", "WikiText-2 bpb"), ("gsm8k_em", "GSM8K EM"), ("gsm8k_em_flexible", "EM (flexible)")]
-    cols += [(k, k) for k in (_largest_k(ours, "pass@"), _largest_k(ours, "maj@")) if k] + [("synth_em", "synth EM")]
+def _table(ours: list[dict], cols: list[tuple[str, str]]) -> pd.DataFrame:
     out = pd.DataFrame([{"model": r.get("model"), **{name: with_interval(r.get(k), r.get(f"{k}_ci")) if k != "bpb" else value_str(_number(r.get(k)))
                                                      for k, name in cols}} for r in ours])
     return out[[c for c in out.columns if c == "model" or (out[c] != "").any()]] if len(out) else out
 
+def _ours(rows): return [r for r in rows if not str(r.get("model", "")).startswith("GPT-2")]
+
+def headline_table(rows: list[dict]) -> pd.DataFrame:
+    "Base -> SFT -> DPO -> +Verifier (no reference rows): WikiText-2 bpb, GSM8K EM, EM (flexible), the largest pass@k and maj@k; scores with intervals."
+    ours = _ours(rows)
+    cols = [("bpb", "WikiText-2 bpb"), ("gsm8k_em", "GSM8K EM"), ("gsm8k_em_flexible", "EM (flexible)")]
+    return _table(ours, cols + [(k, k) for k in (_largest_k(ours, "pass@"), _largest_k(ours, "maj@")) if k])
+
+def synth_table(rows: list[dict]) -> pd.DataFrame:
+    """The same models on the held-out generated GSM-style problems (`eval.synth_subset`, 01b_synth_math): EM, EM (flexible),
+    pass@1, the largest maj@k and pass@k, with intervals; the +Verifier row when it reranked these problems. No rows when none was evaluated."""
+    ours = [r for r in _ours(rows) if any(_number(v) is not None for k, v in r.items() if str(k).startswith("synth_") and k != "synth_subset")]
+    cols = [("synth_em", "EM"), ("synth_em_flexible", "EM (flexible)"), ("synth_pass@1", "pass@1")]
+    cols += [(k, k[len("synth_"):]) for k in (_largest_k(ours, "synth_maj@"), _largest_k(ours, "synth_pass@")) if k and k != "synth_pass@1"]
+    return _table(ours, cols)
+
+def _step(by: dict, new: str, old: str, key: str, what: str) -> str | None:
+    "One sentence comparing `key` of model `new` with model `old` (None when either is missing)."
+    a, c = by.get(new, {}), by.get(old, {})
+    x, y = _number(a.get(key)), _number(c.get(key))
+    if x is None or y is None: return None
+    ia, ic = _interval(a.get(f"{key}_ci")), _interval(c.get(f"{key}_ci"))
+    if ia and ic and (ia[0] > ic[1] or ia[1] < ic[0]):
+        return f"{new} {'improves on' if x > y else 'is worse than'} {old}: {what} {x:.3g} vs {y:.3g}, the 95% intervals do not overlap."
+    return f"{new} vs {old}: {what} {x:.3g} vs {y:.3g}, " + ("within each other's 95% intervals: no difference shown." if ia and ic else "no intervals recorded: not a measured difference.")
+
+SYNTH_STEPS = (("SFT", "Base", "synth_em", "generated-problem EM"), ("DPO", "SFT", "synth_em", "generated-problem EM"),
+               ("DPO", "SFT", "synth_pass@1", "generated-problem pass@1"), ("+Verifier", "DPO", "synth_em_flexible", "generated-problem EM (flexible)"))
+
 def verdict(rows: list[dict]) -> list[str]:
-    "Plain sentences the numbers justify, computed from them: the base model against the unigram baseline, then each step of the pipeline on GSM8K (a difference counts only when the 95% intervals do not overlap)."
+    "Plain sentences the numbers justify, computed from them: the base model against the unigram baseline, then each step of the pipeline on GSM8K and on the held-out generated problems (a difference counts only when the 95% intervals do not overlap)."
     by = {r.get("model"): r for r in rows}
     base, out = by.get("Base", {}), []
     b, u = _number(base.get("bpb")), _number(base.get("unigram_bpb"))
@@ -79,18 +105,8 @@ def verdict(rows: list[dict]) -> list[str]:
     ems = [_number(by.get(m, {}).get(k)) for m in ("Base", "SFT", "DPO") for k in ("gsm8k_em",)] + [_number(by.get("+Verifier", {}).get("gsm8k_em_flexible"))]
     if all(e in (None, 0.0) for e in ems) and any(e is not None for e in ems):
         out.append("No model solves a GSM8K test problem (exact match 0 for every model).")
-        return out
-    for new, old, key in steps:
-        a, c = by.get(new, {}), by.get(old, {})
-        x, y = _number(a.get(key)), _number(c.get(key))
-        if x is None or y is None: continue
-        ia, ic = _interval(a.get(f"{key}_ci")), _interval(c.get(f"{key}_ci"))
-        what = "GSM8K EM" + (" (flexible)" if key.endswith("flexible") else "")
-        if ia and ic and (ia[0] > ic[1] or ia[1] < ic[0]):
-            out.append(f"{new} {'improves on' if x > y else 'is worse than'} {old}: {what} {x:.3g} vs {y:.3g}, the 95% intervals do not overlap.")
-        else:
-            out.append(f"{new} vs {old}: {what} {x:.3g} vs {y:.3g}, " + ("within each other's 95% intervals: no difference shown." if ia and ic else "no intervals recorded: not a measured difference."))
-    return out
+    else: out += [s for new, old, key in steps if (s := _step(by, new, old, key, "GSM8K EM" + (" (flexible)" if key.endswith("flexible") else "")))]
+    return out + [s for new, old, key, what in SYNTH_STEPS if (s := _step(by, new, old, key, what))]
 
 # %% ../nbs/11a_report_headline.ipynb #22fde717
 def trained_line(rec: Records) -> str:
@@ -134,5 +150,10 @@ def headline_section(rec: Records) -> list:
            for x in [rec.json(f"results/{m}_eval.json") if (rec.root / f"results/{m}_eval.json").exists() else None]
            if isinstance(x, dict) and isinstance(x.get("gsm8k"), dict) and (x["gsm8k"].get("prompts_over_context") or 0) > 0]
     if cut: blocks.append(f"GSM8K prompts longer than the context were cut from the left (prompts_over_context, per model: {', '.join(cut)}).")
+    st = synth_table(rows)
+    if len(st):
+        ns = next((_number(r.get("synth_subset")) for r in rows if _number(r.get("synth_subset"))), None)
+        blocks += [f"**Held-out generated problems:** " + (f"{ns:.0f} " if ns else "") + "GSM-style word problems of the generated test split "
+                   "(`gsm_synth`, 01b_synth_math), which no stage trains on, scored exactly as GSM8K above; the math a small model can learn.", st]
     blocks.append("**Verdict:** " + " ".join(verdict(rows)))
     return blocks

@@ -173,11 +173,12 @@ def eval_section(rec: Records) -> list:
     short = {"ppl": "WikiText-2 ppl", "bpb": "WikiText-2 bpb", "unigram_bpb": "unigram bpb", "gsm8k_em": "EM", "gsm8k_em_flexible": "EM (flex)",
              "verifier_em": "verifier", "gsm8k_subset": "problems", "synth_em": "synth EM"}   # short headers: the table must fit a PDF page
     if table is not None:
-        table = table.drop(columns=[c for c in ("verifier_em", "verifier_em_ci") if c in table])   # the +Verifier row's EM (flex)
+        table = table.drop(columns=[c for c in ("verifier_em", "verifier_em_ci") if c in table]    # the +Verifier row's EM (flex)
+                           + [c for c in table if str(c).startswith("synth_") and c not in ("synth_em", "synth_em_ci")])   # in the headline's second table
         blocks += [score_table(table.dropna(axis=1, how="all")).rename(columns=short),
                    "EM: strict `#### N` match of the greedy answer; EM (flex), pass@k, maj@k and the verifier's pick read the "
                    "last number (lm-evaluation-harness's flexible filter). synth EM: strict greedy EM on held-out generated "
-                   "GSM-style problems (`eval.synth_subset`, 01b_synth_math)."]
+                   "GSM-style problems (`eval.synth_subset`, 01b_synth_math); their other scores are in the headline's second table."]
     else:
         rows = {m: rec.json(f"results/{m}_eval.json", blocks) for m in ("base", "sft", "dpo")}
         rows = {m: {k: v for k, v in flatten(r).items() if isinstance(v, (int, float))} for m, r in rows.items() if r}

@@ -21,7 +21,9 @@ from .model import ModernDecoderLM, flops_per_token
 from .runs import RunPaths, read_jsonl, write_json
 from .tokenizer import Tokenizer, render_chat
 from .trainer import LossTerm, StepLoss, Trainer
-from .verifier_data import ANSWER_MODE, label_mix, labelled_rows, sample_solutions, verifier_problems
+from .verifier_data import ANSWER_MODE, VERIFIER_SYNTH_SEED, label_mix, labelled_rows, sample_solutions, verifier_problems
+from .synth_math import synth_gsm
+from .errors import PresetError
 from .splits import question_hash, record_evaluated, record_trained
 
 # %% auto #0
@@ -261,9 +263,9 @@ def init_verifier(vc, paths: RunPaths, model_cfg: ModelConfig, tok: Tokenizer, d
     if lm.cfg.vocab_size != tok.vocab_size: raise CheckpointError(f"{d}: vocab {lm.cfg.vocab_size} differs from the policy's {tok.vocab_size}")
     return Verifier(lm, tok, vc.head).train()
 
-def rerank_candidates(paths, name, policy_dir, policy, tok, problems, ev, dtype=None) -> tuple[list[dict], str]:
-    "gsm8k_eval records (greedy + samples) for `problems`: the evaluate stage's if present, else sampled now."
-    f = paths.result(f"{name}_gsm8k.jsonl")
+def rerank_candidates(paths, name, policy_dir, policy, tok, problems, ev, dtype=None, task: str = "gsm8k") -> tuple[list[dict], str]:
+    "gsm8k_eval records (greedy + samples) for `problems`: the evaluate stage's (`{name}_{task}.jsonl`) if present, else sampled now."
+    f = paths.result(f"{name}_{task}.jsonl")
     if policy_dir == paths.checkpoint(name) and f.exists():
         recs = read_jsonl(f)
         if len(recs) == len(problems) and all(len(r["samples"]) == ev.n_samples for r in recs): return recs, str(f)
@@ -293,17 +295,21 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
     policy, tok, _ = load_model(policy_dir, rt.device, expect=p.model)
     if tok is None: raise FileNotFoundError(f"{policy_dir}: no tokenizer.json")
     kw = dict(mirror=p.data.mirror or None, sources=p.data.sources or None)
-    train_recs, val_recs = verifier_problems(load_records("gsm8k", "train", **kw), vc.problems, vc.holdout_frac)
-    test_recs = load_records("gsm8k", "test", limit=ev.gsm8k_subset or None, **kw)
+    task, synth = vc.task, vc.task == "gsm_synth"
+    if synth and not ev.synth_subset: raise PresetError("train.verifier.task=gsm_synth reranks the evaluation's held-out generated problems: set eval.synth_subset > 0")
+    train_recs, val_recs = verifier_problems(None if synth else load_records("gsm8k", "train", **kw), vc.problems, vc.holdout_frac, task)
+    test_recs = synth_gsm("test", ev.synth_subset) if synth else load_records("gsm8k", "test", limit=ev.gsm8k_subset or None, **kw)
+    what = ({"train": f"gsm_synth/train seed {VERIFIER_SYNTH_SEED}", "heldout": f"gsm_synth/test seed {VERIFIER_SYNTH_SEED}", "test": "gsm_synth/test"} if synth
+            else {"train": "gsm8k/train part verifier", "heldout": "gsm8k/train part heldout", "test": "gsm8k/test"})
     heldout = {}
     if rt.is_main:    # checked against what SFT and DPO recorded: the held-out AUC is measured on problems nothing trained on (before any sampling: a leak fails fast)
-        record_trained(paths, "verifier/gsm8k", "gsm8k/train part verifier", [question_hash(r["question"]) for r in train_recs])
-        heldout["heldout"] = record_evaluated(paths, "verifier/heldout", "gsm8k/train part heldout", [question_hash(r["question"]) for r in val_recs])
-        heldout["test"] = record_evaluated(paths, "verifier/reranking", "gsm8k/test", [question_hash(r["question"]) for r in test_recs])
+        record_trained(paths, f"verifier/{task}", what["train"], [question_hash(r["question"]) for r in train_recs])
+        heldout["heldout"] = record_evaluated(paths, "verifier/heldout", what["heldout"], [question_hash(r["question"]) for r in val_recs])
+        heldout["test"] = record_evaluated(paths, "verifier/reranking", what["test"], [question_hash(r["question"]) for r in test_recs])
     dtype = rt.torch_dtype if rt.device.startswith("cuda") else None
     samples = (sample_solutions(policy, tok, [r["question"] for r in train_recs + val_recs], vc.samples_per_problem, ev, vc.seed, dtype)
                if vc.samples_per_problem else None)
-    records, cand_source = rerank_candidates(paths, name, policy_dir, policy, tok, test_recs, ev, dtype)
+    records, cand_source = rerank_candidates(paths, name, policy_dir, policy, tok, test_recs, ev, dtype, "synth" if synth else "gsm8k")
     del policy
     t_sample = time.time() - t0
     n_tr = len(train_recs)
@@ -330,7 +336,7 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
     table = rerank_table(curves)
     lens = [len(i) for i, _, _ in encode_rows(rows, tok, 10 ** 9)]
     res = {"preset": p.name, "policy": str(policy_dir), "checkpoint": str(paths.checkpoint("verifier")),
-           "head": vc.head, "init_from": vc.init_from, "lm_loss_weight": vc.lm_loss_weight, "max_len": L,
+           "task": task, "head": vc.head, "init_from": vc.init_from, "lm_loss_weight": vc.lm_loss_weight, "max_len": L,
            "data": {"train_problems": len({r["pid"] for r in train_rows}), "val_problems": len({r["pid"] for r in val_rows}),
                     "label_mix": label_mix(rows), "label_mix_train": label_mix(train_rows), "label_mix_val": label_mix(val_rows),
                     "rows_truncated": sum(n > L for n in lens), "answer_extraction": ANSWER_MODE,
@@ -339,7 +345,7 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
            "heldout": {**score_metrics(val_scores, y), "auc_policy_samples": roc_auc(*zip(*smp)) if smp else None,
                        "calibration": calibration(val_scores, y)},
            "reranking": table, "verifier_em": table[1]["em"], "curves": curves,
-           "test": {"problems": len(records), "n_samples": ev.n_samples, "candidates": cand_source, "answer_extraction": ANSWER_MODE,
+           "test": {"problems": len(records), "task": task, "n_samples": ev.n_samples, "candidates": cand_source, "answer_extraction": ANSWER_MODE,
                     "greedy_em_strict": float(np.mean([r["correct_strict"] for r in records])),
                     "sampling": {"temperature": ev.temperature, "top_k": ev.top_k, "top_p": ev.top_p, "calculator": ev.calculator}},
            "train": {k: final.get(k) for k in ("step", "tokens", "loss", "val/auc", "val/loss", "val/accuracy", "tokens_per_s", "mfu", "train_s")},

@@ -10,12 +10,14 @@ from .evaluate import answers_match, extract_answer, gold_answer
 from .generate import PROMPT_STRIDE, Engine, chat_prompt_ids, safe_calc
 from .sft import to_conversation
 from .splits import gsm8k_part
+from .synth_math import synth_gsm
 from .errors import DataError, PresetError
 
 # %% auto #0
-__all__ = ['NEGATIVE_KINDS', 'ANSWER_MODE', 'synthetic_gsm8k', 'num_value', 'fmt_num', 'perturb_number', 'split_final',
-           'perturb_step', 'perturb_final', 'drop_steps', 'swap_solution', 'solution_text', 'check_wrong', 'negatives',
-           'sample_solutions', 'is_correct', 'labelled_rows', 'label_mix', 'verifier_problems']
+__all__ = ['NEGATIVE_KINDS', 'ANSWER_MODE', 'VERIFIER_SYNTH_SEED', 'synthetic_gsm8k', 'num_value', 'fmt_num', 'perturb_number',
+           'split_final', 'perturb_step', 'perturb_final', 'drop_steps', 'swap_solution', 'solution_text',
+           'check_wrong', 'negatives', 'sample_solutions', 'is_correct', 'labelled_rows', 'label_mix',
+           'verifier_problems']
 
 # %% ../nbs/09a_verifier_data.ipynb #40607692
 def synthetic_gsm8k(n: int, seed: int = 0) -> list[dict]:
@@ -187,10 +189,15 @@ def label_mix(rows: list[dict]) -> dict:
             mix[key]["rows"] += 1; mix[key]["correct" if r["label"] else "incorrect"] += 1
     return {k: v for k, v in mix.items() if k != "total"} | {"total": mix["total"]}
 
-def verifier_problems(gsm8k_train: list[dict], problems: int, holdout_frac: float) -> tuple[list[dict], list[dict]]:
-    "`(train, held-out)` GSM8K train records: `problems` in all, a `holdout_frac` share (at least 1) from the `heldout` part, the rest from the `verifier` part."
+VERIFIER_SYNTH_SEED = 2   # task gsm_synth: the verifier's problems are drawn with this seed (SFT's are seed 0, DPO's seed 1)
+
+def verifier_problems(gsm8k_train: list[dict] | None, problems: int, holdout_frac: float, task: str = "gsm8k") -> tuple[list[dict], list[dict]]:
+    """`(train, held-out)` problems, `problems` in all, a `holdout_frac` share (at least 1) held out. `task` gsm8k: the
+    `verifier` and `heldout` parts of GSM8K train (01c_splits); gsm_synth: generated train and test problems drawn with
+    `VERIFIER_SYNTH_SEED` (`gsm8k_train` unused). Raises `PresetError` when nothing is left to train on."""
     n_val = max(1, round(holdout_frac * problems))
     if problems - n_val < 1: raise PresetError(f"train.verifier.problems={problems} with holdout_frac={holdout_frac} leaves no training problem")
+    if task == "gsm_synth": return synth_gsm("train", problems - n_val, seed=VERIFIER_SYNTH_SEED), synth_gsm("test", n_val, seed=VERIFIER_SYNTH_SEED)
     train, val = gsm8k_part(gsm8k_train, "verifier", problems - n_val), gsm8k_part(gsm8k_train, "heldout", n_val)
     if not train or not val: raise DataError(f"GSM8K train ({len(gsm8k_train)} rows) has {len(train)} 'verifier' and {len(val)} 'heldout' problems: need both")
     return train, val
