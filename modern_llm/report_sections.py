@@ -141,8 +141,8 @@ def figures(rec: Records, *patterns) -> list[Path]:
     "PNG files under `results/` whose names match any glob pattern."
     return sorted({p for pat in patterns for p in (rec.root / "results").rglob(pat)})
 
-def rerank_figure(curves) -> Picture | None:
-    "GSM8K accuracy against the number of samples N for each selection method (`verifier_eval.json` curves), a `Picture`; None without curves."
+def rerank_figure(curves, on: str = "GSM8K") -> Picture | None:
+    "Accuracy on the reranked problems (`on`: GSM8K or the generated ones) against the number of samples N for each selection method (`verifier_eval.json` curves), a `Picture`; None without curves."
     import matplotlib.pyplot as plt
     if not isinstance(curves, dict) or not curves.get("n"): return None
     from matplotlib.ticker import NullLocator
@@ -150,10 +150,10 @@ def rerank_figure(curves) -> Picture | None:
     lines = [(k, ys) for k, ys in curves.items() if k != "n" and isinstance(ys, list) and len(ys) == len(curves["n"])]
     for i, (k, ys) in enumerate(lines):   # equal curves overlap: later ones are drawn smaller and dashed on top
         ax.plot(curves["n"], ys, marker="osD^v"[i % 5], markersize=8 - 1.2 * i, linestyle=["-", "--", "-.", ":"][i % 4], label=k, zorder=2 + i)
-    ax.set(xscale="log", xlabel="samples per problem N", ylabel="GSM8K exact match", title="Reranking: accuracy against N")
+    ax.set(xscale="log", xlabel="samples per problem N", ylabel=f"{on} exact match", title="Reranking: accuracy against N")
     ax.set_xticks(curves["n"], [str(n) for n in curves["n"]]); ax.xaxis.set_minor_locator(NullLocator())
     ax.grid(alpha=0.3); ax.legend(fontsize=7); fig.tight_layout()
-    return Picture(fig, f"GSM8K exact match against samples per problem N ({', '.join(map(str, curves['n']))}), "
+    return Picture(fig, f"{on} exact match against samples per problem N ({', '.join(map(str, curves['n']))}), "
                         f"one line per selection method: {', '.join(k for k, _ in lines)}.")
 
 def majority_rate(ver: dict) -> float | None:
@@ -188,6 +188,11 @@ def eval_section(rec: Records) -> list:
                          f"{fmt(ok.get('peak_memory_gb'))} GB against a {fmt(ok.get('budget_gb'))} GB budget (fits: {ok.get('fits_budget')}).")
     acc = (rec.json("results/dpo_summary.json") or {}).get("heldout_preference_accuracy")
     if isinstance(acc, dict): blocks.append("Held-out preference accuracy (implicit reward): " + ", ".join(f"{k} {fmt(v)}" for k, v in acc.items()))
+    dpo = rec.json("results/dpo_summary.json") or {}
+    macc, msrc = dpo.get("heldout_math_preference_accuracy"), (dpo.get("holdout_math") or {})
+    if isinstance(macc, dict) and any(v is not None for v in macc.values()):
+        blocks.append(f"Held-out on-policy math pairs ({msrc.get('source', 'on-policy')}, {msrc.get('split', '')}), preference accuracy: "
+                      + ", ".join(f"{k} {fmt(v)}" for k, v in macc.items()))
     ver = rec.json("results/verifier_eval.json", blocks)
     if ver:
         held = {k: v for k, v in flatten(ver.get("heldout", ver)).items() if isinstance(v, (int, float))}
@@ -195,8 +200,9 @@ def eval_section(rec: Records) -> list:
         if rate is not None and "accuracy" in held:   # accuracy means little without the rate of always answering the majority label
             held = {"accuracy": held.pop("accuracy"), "majority-class rate (always predict the commoner label)": rate, **held}
         blocks += ["**Verifier on held-out problems**", kv_table(held)]
-        if isinstance(ver.get("reranking"), list): blocks += ["**Reranking the policy's samples (GSM8K test)**", pd.DataFrame(ver["reranking"])]
-        blocks.append(rerank_figure(ver.get("curves")))
+        on = "held-out generated problems" if ver.get("task") == "gsm_synth" else "GSM8K test"
+        if isinstance(ver.get("reranking"), list): blocks += [f"**Reranking the policy's samples ({on})**", pd.DataFrame(ver["reranking"])]
+        blocks.append(rerank_figure(ver.get("curves"), "generated-problem" if ver.get("task") == "gsm_synth" else "GSM8K"))
         data = ver.get("data") if isinstance(ver.get("data"), dict) else {}
         if data:
             sources = list(data.get("label_mix") or {})

@@ -1,0 +1,205 @@
+"""One change at a time: rerun one stage of a finished run from the same checkpoints with preset overrides, score it on
+the run's held-out generated problems, and keep the result as a JSON line; the table of all of them lives in a doc.
+
+    python bench/ablate.py run runs/<id> dpo beta-0.5 train.dpo.beta=0.5     # rerun DPO from the run's SFT model
+    python bench/ablate.py baseline runs/<id> dpo                             # the run's own DPO, scored the same way
+    python bench/ablate.py table                                              # rewrite the table in docs/cpu_hour.md
+
+`run` works in `runs/ablations/<run>-<stage>-<name>/`: the run's earlier checkpoints are linked, its held-out record
+copied (so a change that trains on a held-out problem still fails), the stage runs through the CLI
+(`modern-llm train <stage> --preset <run>/preset.yaml ...`), and the result is appended to
+`bench/results/cpu_hour_ablations.jsonl` with the commit, device and date. Scores: SFT and DPO on the evaluation's
+held-out generated problems (greedy EM, pass@1, maj@N, with 95% intervals; DPO also its held-out preference accuracies);
+the verifier from its `verifier_eval.json` (held-out ROC-AUC, reranking of the same candidates at the largest N).
+"""
+import argparse, datetime, json, os, platform, shutil, subprocess, sys, time
+from pathlib import Path
+import torch
+from modern_llm.checkpoint import load_model
+from modern_llm.config import load_preset, repo_root
+from modern_llm.evaluate import gsm8k_eval
+from modern_llm.generate import Engine
+from modern_llm.runs import read_json
+from modern_llm.synth_math import synth_gsm
+
+INPUTS = {"sft": ["base"], "dpo": ["base", "sft"], "verifier": ["base", "sft", "dpo"]}   # checkpoints a stage starts from
+OUT = repo_root() / "bench" / "results" / "cpu_hour_ablations.jsonl"
+DOC = repo_root() / "docs" / "cpu_hour.md"
+MARKERS = ("<!-- ablations -->", "<!-- /ablations -->")
+TARGET_MARKERS = ("<!-- targets -->", "<!-- /targets -->")
+RECORD = repo_root() / "paper" / "results" / "cpu_hour"
+
+
+def git_commit() -> str:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=repo_root())
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "modern_llm", "params", "bench/ablate.py"], capture_output=True, text=True, cwd=repo_root()).stdout.strip()
+    return r.stdout.strip() + (" (uncommitted changes)" if dirty else "")
+
+
+def policy_scores(ckpt: Path, preset) -> dict:
+    "Greedy EM, pass@1, maj@N of a policy on the evaluation's held-out generated problems (`eval.synth_subset`), with intervals."
+    ev = preset.eval
+    model, tok, _ = load_model(ckpt)
+    g = gsm8k_eval(Engine(model, tok), synth_gsm("test", ev.synth_subset), max_new_tokens=ev.max_new_tokens, n_samples=ev.n_samples,
+                   pass_k=ev.pass_k, temperature=ev.temperature, top_k=ev.top_k, top_p=ev.top_p, calculator=ev.calculator,
+                   batch_size=ev.batch_size)
+    keys = ["em_strict", "pass@1", f"maj@{ev.n_samples}", f"pass@{ev.n_samples}"]
+    return {"problems": g["n_problems"], **{k: round(g[k], 4) for k in keys}, **{f"{k}_ci": [round(x, 4) for x in g[f"{k}_ci"]] for k in keys}}
+
+
+def stage_scores(run_dir: Path, stage: str, preset) -> dict:
+    if stage == "verifier":
+        v = read_json(run_dir / "results" / "verifier_eval.json")
+        return {"auc": v["heldout"].get("auc"), "auc_policy_samples": v["heldout"].get("auc_policy_samples"),
+                "rerank_n": v["curves"]["n"][-1], **{r["key"]: round(r["em"], 4) for r in v["reranking"]}}
+    f, n = run_dir / "results" / f"{stage}_eval.json", preset.eval.n_samples
+    keys = ["em_strict", "pass@1", f"maj@{n}", f"pass@{n}"]
+    if f.exists():   # the evaluate stage scored this policy with the same protocol (same problems, seeds, settings)
+        r = read_json(f)
+        name = lambda k: "synth_em" if k == "em_strict" else f"synth_{k}"
+        out = {"problems": r["synth_subset"], **{k: round(r[name(k)], 4) for k in keys}, **{f"{k}_ci": [round(x, 4) for x in r[f"{name(k)}_ci"]] for k in keys}}
+    else: out = policy_scores(run_dir / "checkpoints" / stage, preset)
+    if stage == "dpo":
+        s = read_json(run_dir / "results" / "dpo_summary.json")
+        out |= {"hh_pref_acc": s["heldout_preference_accuracy"].get("dpo"), "math_pref_acc": s["heldout_math_preference_accuracy"].get("dpo")}
+    return out
+
+
+def record(row: dict):
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with open(OUT, "a") as f: f.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+def _row(src: Path, stage: str, name: str, overrides: list[str], scores: dict, wall: float, commit: str | None = None) -> dict:
+    return {"name": name, "stage": stage, "overrides": overrides, "source_run": src.name, "commit": commit or git_commit(),
+            "device": f"CPU ({os.cpu_count()} cores), torch {torch.__version__}", "host": platform.node(),
+            "date": datetime.date.today().isoformat(), "wall_s": round(wall, 1), "scores": scores}
+
+
+def run(src: Path, stage: str, name: str, overrides: list[str]):
+    src = src.resolve()
+    preset_file = src / "preset.yaml"
+    work = repo_root() / "runs" / "ablations" / f"{src.name}-{stage}-{name}"
+    if work.exists(): shutil.rmtree(work)          # our own scratch directory from an earlier try of the same change
+    (work / "checkpoints").mkdir(parents=True)
+    (work / "results").mkdir()
+    for c in INPUTS[stage]: os.symlink(src / "checkpoints" / c, work / "checkpoints" / c)
+    shutil.copy2(src / "tokenizer.json", work / "tokenizer.json")
+    shutil.copy2(src / "results" / "heldout.json", work / "results" / "heldout.json")
+    if stage == "verifier" and (src / "results" / "dpo_synth.jsonl").exists():   # the same candidates to rerank
+        shutil.copy2(src / "results" / "dpo_synth.jsonl", work / "results" / "dpo_synth.jsonl")
+    if stage == "dpo" and (src / "cache" / "dpo_ref_logps.json").exists():       # reused only when its key still matches
+        (work / "cache").mkdir(); shutil.copy2(src / "cache" / "dpo_ref_logps.json", work / "cache" / "dpo_ref_logps.json")
+    t0 = time.time()
+    cli = [sys.executable, "-c", "import sys; from modern_llm.cli import main; sys.exit(main(sys.argv[1:]))"]   # the `modern-llm` command
+    cmd = [*cli, "train", stage, "--run-dir", str(work), "--preset", str(preset_file), *overrides]
+    subprocess.run(cmd, check=True)
+    preset = load_preset(preset_file, overrides)
+    record(_row(src, stage, name, overrides, stage_scores(work, stage, preset), time.time() - t0))
+
+
+def baseline(src: Path, stage: str):
+    src = src.resolve()
+    t0 = time.time()
+    git = read_json(src / "env.json").get("git") or {}   # the numbers are the run's: its commit, not today's
+    commit = (git.get("commit") or "unknown")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
+    record(_row(src, stage, "as run", [], stage_scores(src, stage, load_preset(src / "preset.yaml")), time.time() - t0, commit))
+
+
+def fmt_ci(s: dict, k: str) -> str:
+    v, ci = s.get(k), s.get(f"{k}_ci")
+    if v is None: return ""
+    return f"{v:.3g}" + (f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci else "")
+
+
+def table(rows: list[dict]) -> str:
+    "Markdown: one table per stage, the latest row per (stage, name), then the commands that made them."
+    out, latest = [], {}
+    for r in rows: latest[(r["source_run"], r["stage"], r["name"])] = r
+    groups = dict.fromkeys((run, s) for run, s, _ in latest)
+    for run, stage in sorted(groups, key=lambda g: (g[0], list(INPUTS).index(g[1]))):
+        rs = [r for (u, s, _), r in latest.items() if (u, s) == (run, stage)]
+        if stage == "verifier":
+            n = rs[0]["scores"].get("rerank_n")
+            head = ["change", "held-out AUC", "AUC (policy samples)", "greedy", f"verifier top-1 of {n}", "verifier vote", f"maj@{n}", f"pass@{n}"]
+            cells = lambda s: [f"{s['auc']:.3f}" if s.get("auc") is not None else "", f"{s['auc_policy_samples']:.3f}" if s.get("auc_policy_samples") is not None else "",
+                               *[f"{s[k]:.3g}" if s.get(k) is not None else "" for k in ("greedy", "verifier_top1", "verifier_vote", "majority", "pass")]]
+        else:
+            ks = [k for k in rs[0]["scores"] if k.startswith(("maj@", "pass@")) and not k.endswith("_ci") and k != "pass@1"]
+            head = ["change", "EM", "pass@1", *ks] + (["HH pref. acc.", "math pref. acc."] if stage == "dpo" else [])
+            cells = lambda s: [fmt_ci(s, "em_strict"), fmt_ci(s, "pass@1"), *[fmt_ci(s, k) for k in ks]] + (
+                [f"{s['hh_pref_acc']:.3f}" if s.get("hh_pref_acc") is not None else "", f"{s['math_pref_acc']:.3f}" if s.get("math_pref_acc") is not None else ""] if stage == "dpo" else [])
+        out += [f"**{stage.upper() if stage != 'verifier' else 'Verifier'}** (from the checkpoints of `{rs[0]['source_run']}`)", "",
+                "| " + " | ".join(head + ["wall", "commit, date"]) + " |", "|" + "---|" * (len(head) + 2)]
+        for r in rs:
+            change = " ".join(f"`{o}`" for o in r["overrides"]) or r["name"]
+            out.append("| " + " | ".join([change, *cells(r["scores"]), f"{r['wall_s'] / 60:.1f} min", f"`{r['commit']}`, {r['date']}"]) + " |")
+        out.append("")
+    out += ["Commands (from the repository root; `baseline` scores the run's own stage the same way):", "", "```bash"]
+    out += [f"python bench/ablate.py baseline runs/{r['source_run']} {r['stage']}" if not r["overrides"] else
+            f"python bench/ablate.py run runs/{r['source_run']} {r['stage']} {r['name']} {' '.join(repr(o) if ' ' in o else o for o in r['overrides'])}"
+            for r in latest.values()]
+    return "\n".join(out + ["```"])
+
+
+def targets(rec: Path) -> str:
+    "Markdown: each target of the cpu_hour issue against the committed record's numbers (measured, 95% interval, met or not)."
+    j = lambda rel: read_json(rec / rel)
+    ev = {s: j(f"results/{s}_eval.json") for s in ("base", "sft", "dpo")}
+    dpo, ver, stages = j("results/dpo_summary.json"), j("results/verifier_eval.json"), j("stages.json")["stages"]
+    n = ver["curves"]["n"][-1]
+    rr = {r["key"]: r["em"] for r in ver["reranking"]}
+    ci = lambda s, k: ev[s].get(f"{k}_ci")
+    iv = lambda c: f"[{c[0]:.2f}, {c[1]:.2f}]" if c else ""
+    wall = sum(s["wall_s"] for s in stages.values()) / 60
+    hh = dpo["heldout_preference_accuracy"]
+    rows = [
+        ("Base: WikiText-2 bits per byte below the unigram baseline", f"{ev['base']['bpb']:.3f} vs unigram {ev['base']['unigram_bpb']:.3f}", "", ev["base"]["bpb"] < ev["base"]["unigram_bpb"]),
+        ("SFT: generated-problem EM >= Base + 0.3", f"{ev['sft']['synth_em']:.3f} vs {ev['base']['synth_em']:.3f}", f"{iv(ci('sft', 'synth_em'))} vs {iv(ci('base', 'synth_em'))}",
+         ev["sft"]["synth_em"] >= ev["base"]["synth_em"] + 0.3),
+        ("DPO: generated-problem EM not lower than SFT's", f"{ev['dpo']['synth_em']:.3f} vs {ev['sft']['synth_em']:.3f}", f"{iv(ci('dpo', 'synth_em'))} vs {iv(ci('sft', 'synth_em'))}",
+         ev["dpo"]["synth_em"] >= ev["sft"]["synth_em"]),
+        ("DPO: generated-problem pass@1 higher than SFT's", f"{ev['dpo']['synth_pass@1']:.3f} vs {ev['sft']['synth_pass@1']:.3f}",
+         f"{iv(ci('dpo', 'synth_pass@1'))} vs {iv(ci('sft', 'synth_pass@1'))}", ev["dpo"]["synth_pass@1"] > ev["sft"]["synth_pass@1"]),
+        ("DPO: held-out HH-RLHF preference accuracy above SFT's 0.5 (aim >= 0.6)", f"{hh['dpo']:.3f} vs {hh['sft']:.3f}", f"{dpo['pairs']['holdout']} pairs", hh["dpo"] > 0.5),
+        ("Verifier: ROC-AUC >= 0.8 on held-out problems", f"{ver['heldout']['auc']:.3f}", f"{ver['heldout'].get('n', '')} solutions", ver["heldout"]["auc"] >= 0.8),
+        (f"Verifier: top-1 of {n} above greedy EM", f"{rr['verifier_top1']:.3f} vs {rr['greedy']:.3f}", f"{ver['test']['problems']} problems", rr["verifier_top1"] > rr["greedy"]),
+        (f"Verifier: top-1 of {n} above maj@{n} (pass@{n} {rr['pass']:.3f} is the ceiling)", f"{rr['verifier_top1']:.3f} vs {rr['majority']:.3f}", "", rr["verifier_top1"] > rr["majority"]),
+        ("Whole run <= 75 min on 2 CPU cores", f"{wall:.1f} min", "", wall <= 75),
+    ]
+    out = [f"From the committed record `{rec.relative_to(repo_root())}`; rewritten by `python bench/ablate.py table`.", "",
+           "| target | measured | 95% interval / size | met |", "|---|---|---|---|"]
+    return "\n".join(out + [f"| {t} | {m} | {c} | {'yes' if ok else '**no**'} |" for t, m, c, ok in rows])
+
+
+def _replace_block(text: str, markers, body: str) -> str:
+    a, b = markers
+    if a not in text or b not in text: sys.exit(f"{DOC}: no {a} ... {b} block")
+    head, rest = text.split(a, 1)
+    return head + a + "\n" + body + "\n" + b + rest.split(b, 1)[1]
+
+
+def write_table():
+    rows = [json.loads(l) for l in OUT.read_text().splitlines() if l.strip()] if OUT.exists() else []
+    text = _replace_block(DOC.read_text(), MARKERS, table(rows))
+    if (RECORD / "stages.json").exists(): text = _replace_block(text, TARGET_MARKERS, targets(RECORD))
+    tmp = DOC.with_suffix(".tmp")
+    tmp.write_text(text); os.replace(tmp, DOC)
+    print(f"{DOC}: {len(rows)} ablation rows")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run"); r.add_argument("run_dir", type=Path); r.add_argument("stage", choices=list(INPUTS)); r.add_argument("name"); r.add_argument("overrides", nargs="*")
+    b = sub.add_parser("baseline"); b.add_argument("run_dir", type=Path); b.add_argument("stage", choices=list(INPUTS))
+    sub.add_parser("table")
+    a = ap.parse_args(argv)
+    if a.cmd == "run": run(a.run_dir, a.stage, a.name, a.overrides)
+    elif a.cmd == "baseline": baseline(a.run_dir, a.stage)
+    else: write_table()
+
+
+if __name__ == "__main__":
+    main()

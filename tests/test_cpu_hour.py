@@ -1,0 +1,59 @@
+"""The `cpu_hour` preset: every stage's gain on 2 CPU cores in about an hour (`bash speedrun.sh cpu_hour`).
+
+Its run is too long for CI, which keeps the smoke speedrun. These tests check what can be checked without running it:
+the preset loads and runs the standard stages on the generated problems (01b_synth_math), every generated problem a
+score is measured on is held out from every problem a stage trains on, and the committed record
+`paper/results/cpu_hour/` is a finished run of this very preset within the time the preset promises."""
+import json
+from dataclasses import asdict
+import pytest
+from modern_llm.config import load_preset, repo_root
+from modern_llm.dpo_data import onpolicy_problems
+from modern_llm.orchestrate import default_stages_dir, stage_notebook
+from modern_llm.runs import STAGES
+from modern_llm.synth_math import synth_gsm
+from modern_llm.verifier_data import verifier_problems
+
+RECORD = repo_root() / "paper" / "results" / "cpu_hour"
+WALL_LIMIT_S = 75 * 60    # the preset's promise on 2 CPU cores
+
+
+def test_preset_loads_with_the_standard_stages():
+    p = load_preset("cpu_hour")
+    assert STAGES == ("pretrain", "sft", "dpo", "verifier", "evaluate", "report")
+    for stage in STAGES: stage_notebook(stage, default_stages_dir())      # raises when a stage has no notebook
+    assert p.base_checkpoint == "" and p.hardware.device == "cpu"         # pretrains from scratch, on the CPU
+    assert "gsm_synth" in [c.name for c in p.data.sft_mix]
+    assert [c.name for c in p.data.dpo_mix] == ["hh_rlhf", "gsm_synth_onpolicy"]
+    assert p.train.verifier.task == "gsm_synth" and p.eval.synth_subset >= 200 and p.eval.gsm8k_subset > 0
+
+
+def test_generated_problems_are_held_out_by_construction():
+    "SFT's draw, DPO's and the verifier's training problems share no question with any problem a score is measured on."
+    p = load_preset("cpu_hour")
+    sft_n = next(c.max_examples for c in p.data.sft_mix if c.name == "gsm_synth")
+    dpo_train, dpo_held, _, _ = onpolicy_problems("gsm_synth_onpolicy", p.train.dpo.onpolicy_problems, None, {})
+    ver_train, ver_held = verifier_problems(None, p.train.verifier.problems, p.train.verifier.holdout_frac, "gsm_synth")
+    q = lambda rows: {r["question"] for r in rows}
+    trained = q(synth_gsm("train", sft_n)) | q(dpo_train) | q(ver_train)
+    measured = q(dpo_held) | q(ver_held) | q(synth_gsm("test", p.eval.synth_subset))
+    assert len(measured) > p.eval.synth_subset and not trained & measured
+
+
+def _record(rel):
+    f = RECORD / rel
+    assert f.is_file(), f"{f}: missing; save a finished run with `python -m modern_llm.readme_results save <run_dir> {RECORD}`"
+    return f
+
+
+def test_committed_record_is_this_preset_within_the_hour():
+    recorded = load_preset(_record("preset.yaml"))
+    now = load_preset("cpu_hour")
+    for part in ("model", "train", "data", "eval", "hardware"):
+        assert asdict(getattr(recorded, part)) == asdict(getattr(now, part)), f"{part}: params/cpu_hour.yaml changed since the recorded run"
+    stages = json.loads(_record("stages.json").read_text())["stages"]
+    assert list(stages) == list(STAGES) and all(s["status"] == "done" for s in stages.values()), stages
+    wall = sum(s["wall_s"] for s in stages.values())
+    assert wall <= WALL_LIMIT_S, f"the recorded run took {wall / 60:.1f} min, the preset promises <= {WALL_LIMIT_S / 60:.0f}"
+    env = json.loads(_record("env.json").read_text())
+    assert not env["git"]["dirty"] and env["environment"]["cuda"] is False
