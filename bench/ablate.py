@@ -3,7 +3,7 @@ the run's held-out generated problems, and keep the result as a JSON line; the t
 
     python bench/ablate.py run runs/<id> dpo beta-0.5 train.dpo.beta=0.5     # rerun DPO from the run's SFT model
     python bench/ablate.py baseline runs/<id> dpo                             # the run's own DPO, scored the same way
-    python bench/ablate.py table                                              # rewrite the table in docs/cpu_hour.md
+    python bench/ablate.py table [--check]                                    # rewrite (check) the tables in docs/cpu_hour.md
 
 `run` works in `runs/ablations/<run>-<stage>-<name>/`: the run's earlier checkpoints are linked, its held-out record
 copied (so a change that trains on a held-out problem still fails), the stage runs through the CLI
@@ -180,13 +180,23 @@ def _replace_block(text: str, markers, body: str) -> str:
     return head + a + "\n" + body + "\n" + b + rest.split(b, 1)[1]
 
 
-def write_table():
+def rendered_doc() -> str:
+    "docs/cpu_hour.md with both blocks rendered from `bench/results/cpu_hour_ablations.jsonl` and the committed record."
     rows = [json.loads(l) for l in OUT.read_text().splitlines() if l.strip()] if OUT.exists() else []
     text = _replace_block(DOC.read_text(), MARKERS, table(rows))
-    if (RECORD / "stages.json").exists(): text = _replace_block(text, TARGET_MARKERS, targets(RECORD))
+    return _replace_block(text, TARGET_MARKERS, targets(RECORD)) if (RECORD / "stages.json").exists() else text
+
+
+def write_table(check: bool = False) -> int:
+    text = rendered_doc()
+    if check:
+        stale = text != DOC.read_text()
+        print(f"{DOC}: {'stale (run: python bench/ablate.py table)' if stale else 'current'}")
+        return int(stale)
     tmp = DOC.with_suffix(".tmp")
     tmp.write_text(text); os.replace(tmp, DOC)
-    print(f"{DOC}: {len(rows)} ablation rows")
+    print(f"{DOC}: rewritten")
+    return 0
 
 
 def main(argv=None):
@@ -194,11 +204,11 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run"); r.add_argument("run_dir", type=Path); r.add_argument("stage", choices=list(INPUTS)); r.add_argument("name"); r.add_argument("overrides", nargs="*")
     b = sub.add_parser("baseline"); b.add_argument("run_dir", type=Path); b.add_argument("stage", choices=list(INPUTS))
-    sub.add_parser("table")
+    t = sub.add_parser("table"); t.add_argument("--check", action="store_true", help="exit 1 when the doc is stale; write nothing")
     a = ap.parse_args(argv)
     if a.cmd == "run": run(a.run_dir, a.stage, a.name, a.overrides)
     elif a.cmd == "baseline": baseline(a.run_dir, a.stage)
-    else: write_table()
+    else: sys.exit(write_table(a.check))
 
 
 if __name__ == "__main__":

@@ -57,3 +57,12 @@ def test_committed_record_is_this_preset_within_the_hour():
     assert wall <= WALL_LIMIT_S, f"the recorded run took {wall / 60:.1f} min, the preset promises <= {WALL_LIMIT_S / 60:.0f}"
     env = json.loads(_record("env.json").read_text())
     assert not env["git"]["dirty"] and env["environment"]["cuda"] is False
+
+
+def test_docs_tables_are_rendered_from_the_records():
+    "docs/cpu_hour.md's targets and ablation tables equal what `python bench/ablate.py table` writes (never typed)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ablate", repo_root() / "bench" / "ablate.py")
+    ablate = importlib.util.module_from_spec(spec); spec.loader.exec_module(ablate)
+    _record("stages.json")
+    assert ablate.rendered_doc() == ablate.DOC.read_text(), "docs/cpu_hour.md is stale: run python bench/ablate.py table"
