@@ -122,7 +122,7 @@ def table(rows: list[dict]) -> str:
         rs = [r for (u, s, _), r in latest.items() if (u, s) == (run, stage)]
         if stage == "verifier":
             n = rs[0]["scores"].get("rerank_n")
-            head = ["change", "held-out AUC", "AUC (policy samples)", "greedy", f"verifier top-1 of {n}", "verifier vote", f"maj@{n}", f"pass@{n}"]
+            head = ["change", "held-out AUC", "AUC (policy samples)", "greedy (flexible)", f"verifier top-1 of {n}", "verifier vote", f"maj@{n}", f"pass@{n}"]
             cells = lambda s: [f"{s['auc']:.3f}" if s.get("auc") is not None else "", f"{s['auc_policy_samples']:.3f}" if s.get("auc_policy_samples") is not None else "",
                                *[f"{s[k]:.3g}" if s.get(k) is not None else "" for k in ("greedy", "verifier_top1", "verifier_vote", "majority", "pass")]]
         else:
@@ -131,10 +131,10 @@ def table(rows: list[dict]) -> str:
             cells = lambda s: [fmt_ci(s, "em_strict"), fmt_ci(s, "pass@1"), *[fmt_ci(s, k) for k in ks]] + (
                 [f"{s['hh_pref_acc']:.3f}" if s.get("hh_pref_acc") is not None else "", f"{s['math_pref_acc']:.3f}" if s.get("math_pref_acc") is not None else ""] if stage == "dpo" else [])
         out += [f"**{stage.upper() if stage != 'verifier' else 'Verifier'}** (from the checkpoints of `{rs[0]['source_run']}`)", "",
-                "| " + " | ".join(head + ["wall", "commit, date"]) + " |", "|" + "---|" * (len(head) + 2)]
+                "| " + " | ".join(head + ["commit, date"]) + " |", "|" + "---|" * (len(head) + 1)]
         for r in rs:
             change = " ".join(f"`{o}`" for o in r["overrides"]) or r["name"]
-            out.append("| " + " | ".join([change, *cells(r["scores"]), f"{r['wall_s'] / 60:.1f} min", f"`{r['commit']}`, {r['date']}"]) + " |")
+            out.append("| " + " | ".join([change, *cells(r["scores"]), f"`{r['commit']}`, {r['date']}"]) + " |")   # wall_s stays in the JSON: some ran beside another run
         out.append("")
     out += ["Commands (from the repository root; `baseline` scores the run's own stage the same way):", "", "```bash"]
     out += [f"python bench/ablate.py baseline runs/{r['source_run']} {r['stage']}" if not r["overrides"] else
