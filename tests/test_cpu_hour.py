@@ -41,7 +41,10 @@ def test_generated_problems_are_held_out_by_construction():
 
 
 def _record(rel):
+    "A file of the committed record; required as soon as the README quotes it (its `results:cpu_hour` block)."
     f = RECORD / rel
+    quoted = "<!-- results:cpu_hour -->" in (repo_root() / "README.md").read_text()
+    if not RECORD.exists() and not quoted: pytest.skip(f"no committed cpu_hour record ({RECORD}) and the README quotes none")
     assert f.is_file(), f"{f}: missing; save a finished run with `python -m modern_llm.readme_results save <run_dir> {RECORD}`"
     return f
 
