@@ -19,6 +19,7 @@ from modern_llm.checkpoint import load_model
 from modern_llm.config import load_preset, repo_root
 from modern_llm.evaluate import gsm8k_eval
 from modern_llm.generate import Engine
+from modern_llm.report_headline import with_interval
 from modern_llm.runs import read_json
 from modern_llm.synth_math import synth_gsm
 
@@ -107,10 +108,7 @@ def baseline(src: Path, stage: str):
     record(_row(src, stage, "as run", [], stage_scores(src, stage, load_preset(src / "preset.yaml")), time.time() - t0, commit))
 
 
-def fmt_ci(s: dict, k: str) -> str:
-    v, ci = s.get(k), s.get(f"{k}_ci")
-    if v is None: return ""
-    return f"{v:.3g}" + (f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci else "")
+def fmt_ci(s: dict, k: str) -> str: return with_interval(s.get(k), s.get(f"{k}_ci"))   # the report's own format
 
 
 def table(rows: list[dict]) -> str:
