@@ -135,6 +135,7 @@ class DPOConfig(FinetuneConfig):
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
     label_smoothing: float = 0.0
     reference_free: bool = False
+    rpo_alpha: float = 0.0         # RPO (Pang et al. 2024): + alpha x NLL per chosen token; TRL 0.x rpo_alpha, TRL 1.x loss_type [sigmoid, sft]
     max_prompt_tokens: int = 0     # 0: half the sequence length
     onpolicy_k: int = 4            # GSM8K samples per train problem for on-policy math pairs
     onpolicy_problems: int = 64
@@ -145,6 +146,7 @@ class DPOConfig(FinetuneConfig):
         if not 0 <= self.label_smoothing < 0.5: errs.append(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         elif self.label_smoothing and self.loss_type in ("hinge", "ipo"):
             errs.append(f"label_smoothing applies to the sigmoid and robust losses, not loss_type={self.loss_type}")
+        if self.rpo_alpha < 0: errs.append(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
         if self.onpolicy_k < 0 or self.onpolicy_problems < 0 or self.max_prompt_tokens < 0:
             errs.append("onpolicy_k, onpolicy_problems and max_prompt_tokens must be >= 0")
         return errs

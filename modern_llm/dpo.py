@@ -24,8 +24,8 @@ log = logging.getLogger("modern_llm")
 
 # %% auto #0
 __all__ = ['log', 'LOSS_TYPES', 'dpo_loss', 'sequence_logps', 'collate_pairs', 'pair_values', 'preference_metrics', 'pair_count',
-           'make_loss_fn', 'pair_logps', 'cache_key', 'reference_logps', 'PairBatches', 'make_eval_fn',
-           'synthetic_pairs', 'run_dpo']
+           'chosen_token_count', 'make_loss_fn', 'pair_logps', 'cache_key', 'reference_logps', 'PairBatches',
+           'make_eval_fn', 'synthetic_pairs', 'run_dpo']
 
 # %% ../nbs/08_dpo.ipynb #4c0f3740
 LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust")
@@ -104,14 +104,24 @@ def pair_count(batch: dict) -> int:
     "Pairs in a collated batch (its chosen rows, then its rejected rows)."
     return batch["input_ids"].shape[0] // 2
 
+def chosen_token_count(batch: dict) -> int:
+    "Completion tokens of the chosen rows of a collated batch (the unit of the RPO term)."
+    return int((batch["labels"][:pair_count(batch)] != -100).sum())
+
 def make_loss_fn(cfg) -> StepLoss:
-    "The trainer's loss for `DPOConfig` `cfg`: the DPO loss per pair of the step; TRL's metrics per pair."
+    """The trainer's loss for `DPOConfig` `cfg`: the DPO loss per pair of the step; TRL's metrics per pair.
+    With `cfg.rpo_alpha > 0` (TRL's RPO; Pang et al. 2024, "Iterative Reasoning Preference Optimization") the loss is
+    `dpo_loss` per pair + `rpo_alpha` x `nll_loss`, the negative log-likelihood of the chosen completions per chosen token."""
     def forward(model, batch):
         lp = _forward_logps(model, batch)
         dev = lp["chosen"].device
         losses, per = pair_values(lp, batch["ref_chosen"].to(dev), batch["ref_rejected"].to(dev), cfg)
-        return {"loss": losses.sum()}, {k: (v.sum(), len(v)) for k, v in per.items()}
-    return StepLoss(forward, (LossTerm("loss", pair_count, unit="pairs"),))
+        stats = {k: (v.sum(), len(v)) for k, v in per.items()}
+        if not cfg.rpo_alpha: return {"loss": losses.sum()}, stats
+        return {"dpo_loss": losses.sum(), "nll_loss": -lp["chosen"].sum()}, stats
+    if not cfg.rpo_alpha: return StepLoss(forward, (LossTerm("loss", pair_count, unit="pairs"),))
+    return StepLoss(forward, (LossTerm("dpo_loss", pair_count, unit="pairs"),
+                              LossTerm("nll_loss", chosen_token_count, cfg.rpo_alpha, unit="chosen_tokens")))
 
 # %% ../nbs/08_dpo.ipynb #c9ff1812
 def _autocast(dev: torch.device, dtype):
@@ -263,7 +273,7 @@ def run_dpo(preset, run_dir, sft_ckpt=None, resume: bool = False) -> dict:
     acc = lambda k: {"sft": sft_eval.get(k), "dpo": dpo_eval.get(k)}
     summary = {
         "stage": "dpo", "preset": p.name, "sft_checkpoint": str(ckpt), "checkpoint": str(paths.checkpoint("dpo")),
-        "loss": {"type": cfg.loss_type, "beta": cfg.beta, "label_smoothing": cfg.label_smoothing, "reference_free": cfg.reference_free},
+        "loss": {"type": cfg.loss_type, "beta": cfg.beta, "label_smoothing": cfg.label_smoothing, "reference_free": cfg.reference_free, "rpo_alpha": cfg.rpo_alpha},
         "data_note": " ".join(record["notes"]),
         "pairs": {s: len(ps) for s, ps in sources.items()} | {"holdout": len(holdout), "holdout_math": len(math_holdout)},
         "sources": record["sources"], "holdout": record.get("holdout"), "weights": record["weights"],

@@ -128,3 +128,25 @@ def test_trl_sigmoid_ignores_label_smoothing():
     assert smoothed.item() == plain.item()
     ours = _ours({k: v.double() for k, v in logps32.items()}, lens, 0.1, "sigmoid", 0.2)[0]
     assert not math.isclose(ours.item(), plain.item(), rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0])
+def test_rpo_matches_trl_sft_term(alpha):
+    """`rpo_alpha` (RPO, TRL 0.x's name) is TRL 1.x's `loss_type=["sigmoid", "sft"]`, `loss_weights=[1, alpha]`: the
+    mean DPO loss over pairs plus alpha x the NLL per chosen completion token, combined by our trainer's `StepLoss`."""
+    pytest.importorskip("trl", reason="trl not installed")
+    from modern_llm.config import DPOConfig
+    from modern_llm.dpo import make_loss_fn
+    logps, lens = _inputs(2)
+    logps32 = {k: v.float() for k, v in logps.items()}
+    tr = _bare_trl_trainer(0.1, "sigmoid", 0.0)
+    tr.__dict__.update(loss_types=["sigmoid", "sft"], loss_weights=[1.0, alpha])
+    model, inputs = _stand_in_model(logps32, lens)
+    theirs = tr._compute_loss(model, inputs, return_outputs=False).item()
+    d = {k: v.double() for k, v in logps32.items()}
+    losses, _, _ = dpo_loss(d["pc"], d["pr"], d["rc"], d["rr"], 0.1)
+    n_chosen = int(lens[:B].sum())
+    ours = make_loss_fn(DPOConfig(beta=0.1, rpo_alpha=alpha)).combine([losses.sum(), -d["pc"].sum()], [B, n_chosen])
+    assert math.isclose(theirs, ours, rel_tol=1e-5), (theirs, ours)
+    plain = make_loss_fn(DPOConfig(beta=0.1)).combine([losses.sum()], [B])
+    assert not math.isclose(plain, ours, rel_tol=1e-3)    # the SFT term is there
