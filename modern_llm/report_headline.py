@@ -60,7 +60,9 @@ def _largest_k(rows, prefix) -> str | None:
 def _table(ours: list[dict], cols: list[tuple[str, str]]) -> pd.DataFrame:
     out = pd.DataFrame([{"model": r.get("model"), **{name: with_interval(r.get(k), r.get(f"{k}_ci")) if k != "bpb" else value_str(_number(r.get(k)))
                                                      for k, name in cols}} for r in ours])
-    return out[[c for c in out.columns if c == "model" or (out[c] != "").any()]] if len(out) else out
+    if not len(out): return out
+    out = out[[c for c in out.columns if c == "model" or (out[c] != "").any()]]
+    return out[(out.drop(columns="model") != "").any(axis=1)].reset_index(drop=True)   # a model with no score here (the +Verifier of another task)
 
 def _ours(rows): return [r for r in rows if not str(r.get("model", "")).startswith("GPT-2")]
 
