@@ -92,12 +92,12 @@ def run(src: Path, stage: str, name: str, overrides: list[str]):
         shutil.copy2(src / "results" / "dpo_synth.jsonl", work / "results" / "dpo_synth.jsonl")
     if stage == "dpo" and (src / "cache" / "dpo_ref_logps.json").exists():       # reused only when its key still matches
         (work / "cache").mkdir(); shutil.copy2(src / "cache" / "dpo_ref_logps.json", work / "cache" / "dpo_ref_logps.json")
-    t0 = time.time()
+    t0, commit = time.time(), git_commit()        # the code the stage runs with, not what is checked out when it ends
     cli = [sys.executable, "-c", "import sys; from modern_llm.cli import main; sys.exit(main(sys.argv[1:]))"]   # the `modern-llm` command
     cmd = [*cli, "train", stage, "--run-dir", str(work), "--preset", str(preset_file), *overrides]
     subprocess.run(cmd, check=True)
     preset = load_preset(preset_file, overrides)
-    record(_row(src, stage, name, overrides, stage_scores(work, stage, preset), time.time() - t0))
+    record(_row(src, stage, name, overrides, stage_scores(work, stage, preset), time.time() - t0, commit))
 
 
 def baseline(src: Path, stage: str):
