@@ -141,6 +141,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out + ["```"])
 
 
+def compared(new: float, old: float, new_ci, old_ci, strict: bool) -> bool | str:
+    """Met (True/False) for "new above old" (`strict`) or "new not below old"; when the 95% intervals overlap, the point
+    comparison is not a measured difference and the cell says so instead of a bare yes or no."""
+    ok = new > old if strict else new >= old
+    if new_ci and old_ci and not (new_ci[0] > old_ci[1] or new_ci[1] < old_ci[0]):
+        return f"{'yes' if ok else 'no'} by the point values; the intervals overlap (no difference shown)"
+    return ok
+
+
 def targets(rec: Path) -> str:
     "Markdown: each target of the cpu_hour issue against the committed record's numbers (measured, 95% interval, met or not)."
     j = lambda rel: read_json(rec / rel)
@@ -157,9 +166,10 @@ def targets(rec: Path) -> str:
         ("SFT: generated-problem EM >= Base + 0.3", f"{ev['sft']['synth_em']:.3f} vs {ev['base']['synth_em']:.3f}", f"{iv(ci('sft', 'synth_em'))} vs {iv(ci('base', 'synth_em'))}",
          ev["sft"]["synth_em"] >= ev["base"]["synth_em"] + 0.3),
         ("DPO: generated-problem EM not lower than SFT's", f"{ev['dpo']['synth_em']:.3f} vs {ev['sft']['synth_em']:.3f}", f"{iv(ci('dpo', 'synth_em'))} vs {iv(ci('sft', 'synth_em'))}",
-         ev["dpo"]["synth_em"] >= ev["sft"]["synth_em"]),
+         compared(ev["dpo"]["synth_em"], ev["sft"]["synth_em"], ci("dpo", "synth_em"), ci("sft", "synth_em"), strict=False)),
         ("DPO: generated-problem pass@1 higher than SFT's", f"{ev['dpo']['synth_pass@1']:.3f} vs {ev['sft']['synth_pass@1']:.3f}",
-         f"{iv(ci('dpo', 'synth_pass@1'))} vs {iv(ci('sft', 'synth_pass@1'))}", ev["dpo"]["synth_pass@1"] > ev["sft"]["synth_pass@1"]),
+         f"{iv(ci('dpo', 'synth_pass@1'))} vs {iv(ci('sft', 'synth_pass@1'))}",
+         compared(ev["dpo"]["synth_pass@1"], ev["sft"]["synth_pass@1"], ci("dpo", "synth_pass@1"), ci("sft", "synth_pass@1"), strict=True)),
         ("DPO: held-out HH-RLHF preference accuracy above SFT's 0.5 (aim >= 0.6)", f"{hh['dpo']:.3f} vs {hh['sft']:.3f}", f"{dpo['pairs']['holdout']} pairs", hh["dpo"] > 0.5),
         ("Verifier: ROC-AUC >= 0.8 on held-out problems", f"{ver['heldout']['auc']:.3f}", f"{ver['heldout'].get('n', '')} solutions", ver["heldout"]["auc"] >= 0.8),
         (f"Verifier: top-1 of {n} above greedy EM", f"{rr['verifier_top1']:.3f} vs {rr['greedy']:.3f}", f"{ver['test']['problems']} problems", rr["verifier_top1"] > rr["greedy"]),
@@ -168,7 +178,8 @@ def targets(rec: Path) -> str:
     ]
     out = [f"From the committed record `{rec.relative_to(repo_root())}`; rewritten by `python bench/ablate.py table`.", "",
            "| target | measured | 95% interval / size | met |", "|---|---|---|---|"]
-    return "\n".join(out + [f"| {t} | {m} | {c} | {'yes' if ok else '**no**'} |" for t, m, c, ok in rows])
+    met = lambda ok: ok if isinstance(ok, str) else "yes" if ok else "**no**"
+    return "\n".join(out + [f"| {t} | {m} | {c} | {met(ok)} |" for t, m, c, ok in rows])
 
 
 def _replace_block(text: str, markers, body: str) -> str:

@@ -175,7 +175,9 @@ def eval_section(rec: Records) -> list:
     if table is not None:
         table = table.drop(columns=[c for c in ("verifier_em", "verifier_em_ci") if c in table]    # the +Verifier row's EM (flex)
                            + [c for c in table if str(c).startswith("synth_") and c not in ("synth_em", "synth_em_ci")])   # in the headline's second table
-        blocks += [score_table(table.dropna(axis=1, how="all")).rename(columns=short),
+        table = table.dropna(axis=1, how="all")
+        table = table.dropna(subset=[c for c in table if c != "model"], how="all")   # a row left with no score (+Verifier of the generated problems)
+        blocks += [score_table(table).rename(columns=short),
                    "EM: strict `#### N` match of the greedy answer; EM (flex), pass@k, maj@k and the verifier's pick read the "
                    "last number (lm-evaluation-harness's flexible filter). synth EM: strict greedy EM on held-out generated "
                    "GSM-style problems (`eval.synth_subset`, 01b_synth_math); their other scores are in the headline's second table."]
