@@ -13,10 +13,10 @@ from .errors import PresetError   # one hierarchy of user errors (00b_errors); i
 from .config_checks import build, did_you_mean, yaml_load   # strict types, numbers as people write them (00d)
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'ModelConfig', 'TrainConfig', 'PretrainConfig', 'FinetuneConfig', 'SFTConfig', 'DPOConfig',
-           'VerifierConfig', 'StagesConfig', 'HardwareConfig', 'CorpusSpec', 'DataConfig', 'EvalConfig', 'Preset',
-           'repo_root', 'params_dir', 'preset_names', 'preset_path', 'parse_overrides', 'load_preset', 'preset_to_dict',
-           'save_preset']
+__all__ = ['LORA_TARGETS', 'NegativeKind', 'ModelConfig', 'TrainConfig', 'PretrainConfig', 'FinetuneConfig', 'SFTConfig',
+           'DPOConfig', 'VerifierConfig', 'StagesConfig', 'HardwareConfig', 'CorpusSpec', 'DataConfig', 'EvalConfig',
+           'Preset', 'repo_root', 'params_dir', 'preset_names', 'preset_path', 'parse_overrides', 'load_preset',
+           'preset_to_dict', 'save_preset']
 
 # %% ../nbs/00_config.ipynb #271d1649
 @dataclass
@@ -151,12 +151,15 @@ class DPOConfig(FinetuneConfig):
             errs.append("onpolicy_k, onpolicy_problems and max_prompt_tokens must be >= 0")
         return errs
 
+NegativeKind = Literal["perturb_step", "perturb_operand", "perturb_final", "swap", "drop_step"]   # 09a_verifier_data
+
 @dataclass
 class VerifierConfig(TrainConfig):
     "Outcome verifier (Cobbe et al. 2021): scores a (problem, solution) pair."
     init_from: Literal["sft", "base", "scratch"] = "sft"
     head: Literal["solution", "token"] = "token"
     lm_loss_weight: float = 0.0    # joint LM loss on correct solutions (Cobbe et al.)
+    negatives: list[NegativeKind] = field(default_factory=lambda: list(typing.get_args(NegativeKind)))   # wrong solutions made by construction
     samples_per_problem: int = 4   # policy samples per train problem, labelled by final answer
     problems: int = 256            # train problems used (held-out share included)
     task: Literal["gsm8k", "gsm_synth"] = "gsm8k"   # the problems it learns, is validated and reranks on (gsm_synth: 01b_synth_math)

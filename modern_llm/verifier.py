@@ -313,8 +313,8 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
     del policy
     t_sample = time.time() - t0
     n_tr = len(train_recs)
-    train_rows = labelled_rows(train_recs, samples and samples[:n_tr], vc.seed, p.data.keep_calculator)
-    val_rows = labelled_rows(val_recs, samples and samples[n_tr:], vc.seed + 1, p.data.keep_calculator)
+    train_rows = labelled_rows(train_recs, samples and samples[:n_tr], vc.seed, p.data.keep_calculator, vc.negatives)
+    val_rows = labelled_rows(val_recs, samples and samples[n_tr:], vc.seed + 1, p.data.keep_calculator)   # every kind: the same held-out rows whatever it trained on
     rows = train_rows + val_rows
     verifier = init_verifier(vc, paths, p.model, tok, rt.device)
     L = verifier.cfg.max_seq_len
@@ -340,7 +340,7 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
            "data": {"train_problems": len({r["pid"] for r in train_rows}), "val_problems": len({r["pid"] for r in val_rows}),
                     "label_mix": label_mix(rows), "label_mix_train": label_mix(train_rows), "label_mix_val": label_mix(val_rows),
                     "rows_truncated": sum(n > L for n in lens), "answer_extraction": ANSWER_MODE,
-                    "samples_per_problem": vc.samples_per_problem, "keep_calculator": p.data.keep_calculator},
+                    "samples_per_problem": vc.samples_per_problem, "negatives_trained": vc.negatives, "keep_calculator": p.data.keep_calculator},
            "heldout_problems": heldout,
            "heldout": {**score_metrics(val_scores, y), "auc_policy_samples": roc_auc(*zip(*smp)) if smp else None,
                        "calibration": calibration(val_scores, y)},

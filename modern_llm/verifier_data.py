@@ -4,8 +4,9 @@
 
 # %% ../nbs/09a_verifier_data.ipynb #adfad694
 from __future__ import annotations
-import random, re
+import random, re, typing
 from collections import defaultdict
+from .config import NegativeKind
 from .evaluate import answers_match, extract_answer, gold_answer
 from .generate import PROMPT_STRIDE, Engine, chat_prompt_ids, safe_calc
 from .sft import to_conversation
@@ -15,8 +16,8 @@ from .errors import DataError, PresetError
 
 # %% auto #0
 __all__ = ['NEGATIVE_KINDS', 'ANSWER_MODE', 'VERIFIER_SYNTH_SEED', 'synthetic_gsm8k', 'num_value', 'fmt_num', 'perturb_number',
-           'split_final', 'perturb_step', 'perturb_final', 'drop_steps', 'swap_solution', 'solution_text',
-           'check_wrong', 'negatives', 'sample_solutions', 'is_correct', 'labelled_rows', 'label_mix',
+           'split_final', 'perturb_step', 'perturb_operand', 'perturb_final', 'drop_steps', 'swap_solution',
+           'solution_text', 'check_wrong', 'negatives', 'sample_solutions', 'is_correct', 'labelled_rows', 'label_mix',
            'verifier_problems']
 
 # %% ../nbs/09a_verifier_data.ipynb #40607692
@@ -75,12 +76,9 @@ def split_final(answer: str) -> tuple[str, str]:
 def _subst(text: str, changed: dict) -> str:
     return _NUM.sub(lambda m: fmt_num(changed[v]) if (v := num_value(m.group())) in changed else m.group(), text)
 
-def _propagate(body: str, anns: list, i: int, rng) -> tuple[str, dict] | None:
-    "Body with step `i`'s result changed and the change carried through later steps, plus `{old value: new value}`."
-    old = num_value(anns[i].group(2))
-    if old is None: return None
-    changed = {old: perturb_number(old, rng)}
-    out, pos = [body[:anns[i].start()], f"<<{anns[i].group(1)}={fmt_num(changed[old])}>>"], anns[i].end()
+def _carry(body: str, anns: list, i: int, head: str, changed: dict) -> tuple[str, dict] | None:
+    "`head` (the body up to step `i`'s annotation, changed) + the rest of `body` with `changed` (`{old value: new value}`) carried through later steps; the grown `changed`."
+    out, pos = [head], anns[i].end()
     for a in anns[i + 1:]:
         out.append(_subst(body[pos:a.start()], changed))
         expr, res = _subst(a.group(1), changed), a.group(2)
@@ -99,7 +97,33 @@ def perturb_step(answer: str, rng: random.Random) -> str | None:
     gold, anns = num_value(final), list(_ANN.finditer(body))
     if gold is None: return None
     for i in rng.sample(range(len(anns)), len(anns)):
-        res = _propagate(body, anns, i, rng)
+        old = num_value(anns[i].group(2))
+        if old is None: continue
+        changed = {old: perturb_number(old, rng)}
+        res = _carry(body, anns, i, f"{body[:anns[i].start()]}<<{anns[i].group(1)}={fmt_num(changed[old])}>>", changed)
+        if res is not None and gold in res[1]: return f"{res[0]}#### {fmt_num(res[1][gold])}"
+    return None
+
+# %% ../nbs/09a_verifier_data.ipynb #fbd1fb53
+def perturb_operand(answer: str, rng: random.Random) -> str | None:
+    """A miscopied operand: one number of one step's expression (and its copy in the prose just before it) replaced by
+    `perturb_number` of it, the step's result recomputed as the calculator would, and the change carried through later
+    steps so the final answer changes; None if no step feeds the answer."""
+    body, final = split_final(answer)
+    gold, anns = num_value(final), list(_ANN.finditer(body))
+    if gold is None: return None
+    for i in rng.sample(range(len(anns)), len(anns)):
+        a, ops = anns[i], list(_NUM.finditer(anns[i].group(1)))
+        old, k = num_value(a.group(2)), rng.randrange(len(ops)) if ops else None
+        if old is None or k is None: continue
+        was = num_value(ops[k].group())
+        wrong = perturb_number(was, rng)
+        expr = a.group(1)[:ops[k].start()] + fmt_num(wrong) + a.group(1)[ops[k].end():]
+        new = num_value(safe_calc(expr) or "")
+        if new is None or new == old: continue
+        start = body.rfind("\n", 0, a.start()) + 1      # this line's prose says the operand too ("After getting 19 more, ... 4 + 19")
+        prose = _subst(body[start:a.start()], {was: wrong})
+        res = _carry(body, anns, i, f"{body[:start]}{prose}<<{expr}={fmt_num(new)}>>", {old: new})
         if res is not None and gold in res[1]: return f"{res[0]}#### {fmt_num(res[1][gold])}"
     return None
 
@@ -129,7 +153,7 @@ def swap_solution(i: int, records: list[dict], rng: random.Random) -> str | None
     return None
 
 # %% ../nbs/09a_verifier_data.ipynb #7d0c14ee
-NEGATIVE_KINDS = ("perturb_step", "perturb_final", "swap", "drop_step")
+NEGATIVE_KINDS = typing.get_args(NegativeKind)   # the kinds a preset may list in train.verifier.negatives
 
 def solution_text(answer: str, keep_calculator: bool = True) -> str:
     "A GSM8K solution exactly as SFT renders it for the assistant turn (with or without `<<expr=result>>` annotations)."
@@ -142,11 +166,15 @@ def check_wrong(text: str, gold: str, where: str = "") -> str:
         raise AssertionError(f"constructed negative {where} has final answers {preds} (strict, flexible), gold {gold!r}:\n{text}")
     return text
 
-def negatives(i: int, records: list[dict], rng: random.Random, keep_calculator: bool = True) -> dict[str, str]:
-    "`{kind: wrong solution}` for problem `i` (kinds that cannot apply are left out)."
+def negatives(i: int, records: list[dict], rng: random.Random, keep_calculator: bool = True,
+              kinds=NEGATIVE_KINDS) -> dict[str, str]:
+    "`{kind: wrong solution}` for problem `i`, one per kind in `kinds` (kinds that cannot apply are left out); unknown kinds raise `ValueError`."
+    if bad := set(kinds) - set(NEGATIVE_KINDS): raise ValueError(f"unknown negative kinds {sorted(bad)}; valid: {list(NEGATIVE_KINDS)}")
     ans, gold = records[i]["answer"], gold_answer(records[i]["answer"])
-    made = {"perturb_step": perturb_step(ans, rng), "perturb_final": perturb_final(ans, rng),
-            "swap": swap_solution(i, records, rng), "drop_step": drop_steps(ans, rng)}
+    make = {"perturb_step": lambda: perturb_step(ans, rng), "perturb_operand": lambda: perturb_operand(ans, rng),
+            "perturb_final": lambda: perturb_final(ans, rng), "swap": lambda: swap_solution(i, records, rng),
+            "drop_step": lambda: drop_steps(ans, rng)}
+    made = {k: make[k]() for k in NEGATIVE_KINDS if k in kinds}
     return {k: check_wrong(solution_text(t, keep_calculator), gold, f"{k} of problem {i}") for k, t in made.items() if t is not None}
 
 # %% ../nbs/09a_verifier_data.ipynb #39122cdb
@@ -169,14 +197,14 @@ def is_correct(text: str, gold: str) -> bool:
 
 # %% ../nbs/09a_verifier_data.ipynb #066957a4
 def labelled_rows(records: list[dict], samples: list[list[str]] | None = None, seed: int = 0,
-                  keep_calculator: bool = True) -> list[dict]:
-    "Rows `{pid, question, solution, label, source}`: gold, constructed negatives, and (if given) policy samples."
+                  keep_calculator: bool = True, kinds=NEGATIVE_KINDS) -> list[dict]:
+    "Rows `{pid, question, solution, label, source}`: gold, constructed negatives of `kinds`, and (if given) policy samples."
     rng, rows = random.Random(seed), []
     for i, r in enumerate(records):
         gold = gold_answer(r["answer"])
         rows.append(dict(pid=i, question=r["question"], solution=solution_text(r["answer"], keep_calculator), label=1, source="gold"))
         rows += [dict(pid=i, question=r["question"], solution=t, label=0, source=k)
-                 for k, t in negatives(i, records, rng, keep_calculator).items()]
+                 for k, t in negatives(i, records, rng, keep_calculator, kinds).items()]
         rows += [dict(pid=i, question=r["question"], solution=t, label=int(is_correct(t, gold)), source="sample")
                  for t in (samples[i] if samples else [])]
     return rows
