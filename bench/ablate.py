@@ -19,7 +19,7 @@ from modern_llm.checkpoint import load_model
 from modern_llm.config import load_preset, repo_root
 from modern_llm.evaluate import gsm8k_eval
 from modern_llm.generate import Engine
-from modern_llm.report_headline import with_interval
+from modern_llm.report_headline import intervals_apart, with_interval
 from modern_llm.runs import read_json
 from modern_llm.synth_math import synth_gsm
 
@@ -146,7 +146,7 @@ def compared(new: float, old: float, new_ci, old_ci, strict: bool) -> bool | str
     """Met (True/False) for "new above old" (`strict`) or "new not below old"; when the 95% intervals overlap, the point
     comparison is not a measured difference and the cell says so instead of a bare yes or no."""
     ok = new > old if strict else new >= old
-    if new_ci and old_ci and not (new_ci[0] > old_ci[1] or new_ci[1] < old_ci[0]):
+    if intervals_apart(new_ci, old_ci) is False:   # the report's own rule (11a_report_headline)
         return f"{'yes' if ok else 'no'} by the point values; the intervals overlap (no difference shown)"
     return ok
 

@@ -9,8 +9,8 @@ import pandas as pd
 from .report import Records, value_str
 
 # %% auto #0
-__all__ = ['SYNTH_STEPS', 'with_interval', 'score_table', 'eval_rows', 'headline_table', 'synth_table', 'verdict', 'trained_line',
-           'headline_section']
+__all__ = ['SYNTH_STEPS', 'intervals_apart', 'with_interval', 'score_table', 'eval_rows', 'headline_table', 'synth_table',
+           'verdict', 'trained_line', 'headline_section']
 
 # %% ../nbs/11a_report_headline.ipynb #3be397c0
 def _number(v) -> float | None:
@@ -26,6 +26,11 @@ def _interval(v) -> tuple[float, float] | None:
         except ValueError: return None
     if isinstance(v, (list, tuple)) and len(v) == 2 and all(_number(x) is not None for x in v): return float(v[0]), float(v[1])
     return None
+
+def intervals_apart(a, b) -> bool | None:
+    "Whether two 95% intervals (`[lo, hi]` lists or their CSV text) do not overlap: the rule by which a difference counts as measured; None when either is missing."
+    ia, ib = _interval(a), _interval(b)
+    return None if ia is None or ib is None else ia[0] > ib[1] or ia[1] < ib[0]
 
 def with_interval(v, ci=None) -> str:
     "`0.06 [0.03, 0.10]`: a score with its 95% interval; the score alone when there is none; blank when missing."
@@ -85,10 +90,10 @@ def _step(by: dict, new: str, old: str, key: str, what: str) -> str | None:
     a, c = by.get(new, {}), by.get(old, {})
     x, y = _number(a.get(key)), _number(c.get(key))
     if x is None or y is None: return None
-    ia, ic = _interval(a.get(f"{key}_ci")), _interval(c.get(f"{key}_ci"))
-    if ia and ic and (ia[0] > ic[1] or ia[1] < ic[0]):
+    apart = intervals_apart(a.get(f"{key}_ci"), c.get(f"{key}_ci"))
+    if apart:
         return f"{new} {'improves on' if x > y else 'is worse than'} {old}: {what} {x:.3g} vs {y:.3g}, the 95% intervals do not overlap."
-    return f"{new} vs {old}: {what} {x:.3g} vs {y:.3g}, " + ("within each other's 95% intervals: no difference shown." if ia and ic else "no intervals recorded: not a measured difference.")
+    return f"{new} vs {old}: {what} {x:.3g} vs {y:.3g}, " + ("within each other's 95% intervals: no difference shown." if apart is False else "no intervals recorded: not a measured difference.")
 
 SYNTH_STEPS = (("SFT", "Base", "synth_em", "generated-problem EM"), ("DPO", "SFT", "synth_em", "generated-problem EM"),
                ("DPO", "SFT", "synth_pass@1", "generated-problem pass@1"), ("+Verifier", "DPO", "synth_em_flexible", "generated-problem EM (flexible)"))
