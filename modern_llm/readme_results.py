@@ -50,7 +50,10 @@ def heldout_line(rec: Records) -> str:
     if acc: parts.append("held-out HH-RLHF preference accuracy " + " -> ".join(f"{m.upper()} {value_str(v)}" for m, v in acc.items()))
     ver = rec.json("results/verifier_eval.json") or {}
     h = ver.get("heldout") or {}
-    if "auc" in h: parts.append(f"verifier ROC-AUC on held-out problems {value_str(h['auc'])}" + (f" ({h['n']} solutions)" if "n" in h else ""))
+    if "auc" in h:
+        smp = (((ver.get("data") or {}).get("label_mix_val") or {}).get("sample") or {}).get("rows")
+        parts.append("verifier ROC-AUC on held-out problems " + (f"{value_str(h['auc_policy_samples'])} on the policy's samples ({smp}), " if h.get("auc_policy_samples") is not None and smp else "")
+                     + f"{value_str(h['auc'])} over all held-out rows" + (f" ({h['n']}, with the constructed wrong solutions)" if "n" in h else ""))
     sink = {r.get("model"): r for r in (rec.json("results/sink_ablation.json") or {}).get("rows", [])}
     if {"base", "base_twin"} <= set(sink):
         a, b = sink["base"], sink["base_twin"]

@@ -88,7 +88,7 @@ CURVES = [  # (title, stages, regular expressions for metric columns)
     ("DPO reward margins", ["dpo"], [r"rewards/margins$"]),
     ("DPO reward accuracy", ["dpo"], [r"rewards/accuracies$"]),
     ("Verifier loss", ["verifier"], [r"^loss$", r"^val/loss$"]),
-    ("Verifier ROC-AUC", ["verifier"], [r"auc$"]),
+    ("Verifier ROC-AUC (held-out rows; the policy's samples among them)", ["verifier"], [r"auc$", r"auc_policy_samples$"]),
 ]
 
 def curve_series(rec: Records, stages, patterns) -> dict:

@@ -28,9 +28,9 @@ from .splits import question_hash, record_evaluated, record_trained
 
 # %% auto #0
 __all__ = ['HEADS', 'encode_pair', 'encode_rows', 'collate', 'Verifier', 'verifier_loss', 'value_targets', 'lm_targets',
-           'make_loss_fn', 'VerifierBatches', 'roc_auc', 'calibration', 'score_metrics', 'heldout_metrics',
-           'sum_rule_rows', 'rerank', 'weighted_vote', 'n_grid', 'rerank_curves', 'rerank_table', 'policy_checkpoint',
-           'init_verifier', 'rerank_candidates', 'examples', 'run_verifier']
+           'make_loss_fn', 'VerifierBatches', 'roc_auc', 'calibration', 'score_metrics', 'policy_sample_auc',
+           'heldout_metrics', 'sum_rule_rows', 'rerank', 'weighted_vote', 'n_grid', 'rerank_curves', 'rerank_table',
+           'policy_checkpoint', 'init_verifier', 'rerank_candidates', 'examples', 'run_verifier']
 
 # %% ../nbs/09_verifier.ipynb #5e01a9a4
 def encode_pair(tok: Tokenizer, problem: str, solution: str, max_len: int) -> tuple[list[int], list[int]]:
@@ -188,10 +188,15 @@ def score_metrics(scores, labels) -> dict:
     return {"auc": roc_auc(s, y), "accuracy": float(((s > 0.5) == (y > 0.5)).mean()),
             "loss": float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()), "ece": calibration(s, y)["ece"], "n": len(s)}
 
+def policy_sample_auc(scores, rows: list[dict]) -> float | None:
+    "ROC-AUC over the rows that are the policy's own samples (`source == 'sample'`): the rows reranking ranks; None unless both labels occur there."
+    smp = [(s, r["label"]) for s, r in zip(scores, rows) if r.get("source") == "sample"]
+    return roc_auc(*zip(*smp)) if smp else None
+
 def heldout_metrics(verifier: Verifier, rows: list[dict], batch_size: int = 32) -> dict:
-    "`score_metrics` of `verifier` on labelled rows `{question, solution, label}`."
-    return score_metrics(verifier.score_batch([r["question"] for r in rows], [r["solution"] for r in rows], batch_size),
-                         [r["label"] for r in rows])
+    "`score_metrics` of `verifier` on labelled rows `{question, solution, label[, source]}`, and `auc_policy_samples` (`policy_sample_auc`)."
+    s = verifier.score_batch([r["question"] for r in rows], [r["solution"] for r in rows], batch_size)
+    return score_metrics(s, [r["label"] for r in rows]) | {"auc_policy_samples": policy_sample_auc(s, rows)}
 
 def sum_rule_rows(n: int, seed: int = 0, hi: int = 4) -> list[dict]:
     "Synthetic rows: 'What is a + b?' (0 <= a, b <= hi) with the right sum (label 1) or one off by 1..3 (label 0)."
@@ -329,7 +334,6 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
     verifier.save(paths.checkpoint("verifier"), extra={"policy": str(policy_dir), "init_from": vc.init_from})
     val_scores = verifier.score_batch([r["question"] for r in val_rows], [r["solution"] for r in val_rows], ev.batch_size)
     y = [r["label"] for r in val_rows]
-    smp = [(s, l) for s, l, r in zip(val_scores, y, val_rows) if r["source"] == "sample"]
     flat = verifier.score_batch([r["question"] for r in records for _ in r["samples"]], [t for r in records for t in r["samples"]], ev.batch_size)
     scores = [flat[i * ev.n_samples:(i + 1) * ev.n_samples] for i in range(len(records))]
     curves = rerank_curves(records, scores)
@@ -342,7 +346,7 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
                     "rows_truncated": sum(n > L for n in lens), "answer_extraction": ANSWER_MODE,
                     "samples_per_problem": vc.samples_per_problem, "negatives_trained": vc.negatives, "keep_calculator": p.data.keep_calculator},
            "heldout_problems": heldout,
-           "heldout": {**score_metrics(val_scores, y), "auc_policy_samples": roc_auc(*zip(*smp)) if smp else None,
+           "heldout": {**score_metrics(val_scores, y), "auc_policy_samples": policy_sample_auc(val_scores, val_rows),
                        "calibration": calibration(val_scores, y)},
            "reranking": table, "verifier_em": table[1]["em"], "curves": curves,
            "test": {"problems": len(records), "task": task, "n_samples": ev.n_samples, "candidates": cand_source, "answer_extraction": ANSWER_MODE,
