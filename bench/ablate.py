@@ -19,7 +19,8 @@ from modern_llm.checkpoint import load_model
 from modern_llm.config import load_preset, repo_root
 from modern_llm.evaluate import gsm8k_eval
 from modern_llm.generate import Engine
-from modern_llm.report_headline import intervals_apart, with_interval
+from modern_llm.report import Records
+from modern_llm.report_headline import intervals_apart, paired_rows, with_interval
 from modern_llm.runs import read_json
 from modern_llm.synth_math import synth_gsm
 
@@ -142,10 +143,17 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out + ["```"])
 
 
-def compared(new: float, old: float, new_ci, old_ci, strict: bool) -> bool | str:
-    """Met (True/False) for "new above old" (`strict`) or "new not below old"; when the 95% intervals overlap, the point
-    comparison is not a measured difference and the cell says so instead of a bare yes or no."""
+def compared(new: float, old: float, new_ci, old_ci, strict: bool, paired: dict | None = None) -> bool | str:
+    """Met (True/False) for "new above old" (`strict`) or "new not below old". With `paired` (an `evaluate.paired_difference`
+    row: the same problems, problem by problem) the cell says what its 95% interval shows; without one, when the two 95%
+    intervals overlap the point comparison is not a measured difference and the cell says so instead of a bare yes or no."""
     ok = new > old if strict else new >= old
+    if paired:
+        (lo, hi), d = paired["ci"], paired["diff"]
+        diff = f"paired difference {d:+.3f} [{lo:+.3f}, {hi:+.3f}] over the same {paired['n']} problems"
+        if lo > 0: return f"yes: {diff}"
+        if hi < 0: return f"**no**: {diff}"
+        return f"{'yes' if ok else 'no'} by the point values; the {diff} includes 0 (no difference shown)"
     if intervals_apart(new_ci, old_ci) is False:   # the report's own rule (11a_report_headline)
         return f"{'yes' if ok else 'no'} by the point values; the intervals overlap (no difference shown)"
     return ok
@@ -156,6 +164,8 @@ def targets(rec: Path) -> str:
     j = lambda rel: read_json(rec / rel)
     ev = {s: j(f"results/{s}_eval.json") for s in ("base", "sft", "dpo")}
     dpo, ver, stages = j("results/dpo_summary.json"), j("results/verifier_eval.json"), j("stages.json")["stages"]
+    pairs = paired_rows(Records(rec))                                  # the report's own paired differences
+    vp = {(p["new"], p["old"]): p for p in ver.get("paired", [])}
     n = ver["curves"]["n"][-1]
     rr = {r["key"]: r["em"] for r in ver["reranking"]}
     ci = lambda s, k: ev[s].get(f"{k}_ci")
@@ -167,16 +177,18 @@ def targets(rec: Path) -> str:
         ("SFT: generated-problem EM >= Base + 0.3", f"{ev['sft']['synth_em']:.3f} vs {ev['base']['synth_em']:.3f}", f"{iv(ci('sft', 'synth_em'))} vs {iv(ci('base', 'synth_em'))}",
          ev["sft"]["synth_em"] >= ev["base"]["synth_em"] + 0.3),
         ("DPO: generated-problem EM not lower than SFT's", f"{ev['dpo']['synth_em']:.3f} vs {ev['sft']['synth_em']:.3f}", f"{iv(ci('dpo', 'synth_em'))} vs {iv(ci('sft', 'synth_em'))}",
-         compared(ev["dpo"]["synth_em"], ev["sft"]["synth_em"], ci("dpo", "synth_em"), ci("sft", "synth_em"), strict=False)),
+         compared(ev["dpo"]["synth_em"], ev["sft"]["synth_em"], ci("dpo", "synth_em"), ci("sft", "synth_em"), strict=False, paired=pairs.get(("DPO", "SFT", "synth_em")))),
         ("DPO: generated-problem pass@1 higher than SFT's", f"{ev['dpo']['synth_pass@1']:.3f} vs {ev['sft']['synth_pass@1']:.3f}",
          f"{iv(ci('dpo', 'synth_pass@1'))} vs {iv(ci('sft', 'synth_pass@1'))}",
-         compared(ev["dpo"]["synth_pass@1"], ev["sft"]["synth_pass@1"], ci("dpo", "synth_pass@1"), ci("sft", "synth_pass@1"), strict=True)),
+         compared(ev["dpo"]["synth_pass@1"], ev["sft"]["synth_pass@1"], ci("dpo", "synth_pass@1"), ci("sft", "synth_pass@1"), strict=True, paired=pairs.get(("DPO", "SFT", "synth_pass@1")))),
         ("DPO: held-out HH-RLHF preference accuracy above SFT's 0.5 (aim >= 0.6)", f"{hh['dpo']:.3f} vs {hh['sft']:.3f}", f"{dpo['pairs']['holdout']} pairs", hh["dpo"] > 0.5),
         ("Verifier: ROC-AUC >= 0.8 on held-out problems: the policy's samples (what reranking ranks); all held-out rows beside it",
          f"{h['auc_policy_samples']:.3f}; all rows {h['auc']:.3f}", f"{ver['data']['label_mix_val']['sample']['rows']} samples; {h.get('n', '')} rows (with the constructed wrong solutions)",
          h["auc_policy_samples"] >= 0.8),
-        (f"Verifier: top-1 of {n} above greedy EM", f"{rr['verifier_top1']:.3f} vs {rr['greedy']:.3f}", f"{ver['test']['problems']} problems", rr["verifier_top1"] > rr["greedy"]),
-        (f"Verifier: top-1 of {n} above maj@{n} (pass@{n} {rr['pass']:.3f} is the ceiling)", f"{rr['verifier_top1']:.3f} vs {rr['majority']:.3f}", "", rr["verifier_top1"] > rr["majority"]),
+        (f"Verifier: top-1 of {n} above greedy EM", f"{rr['verifier_top1']:.3f} vs {rr['greedy']:.3f}", f"{ver['test']['problems']} problems",
+         compared(rr["verifier_top1"], rr["greedy"], None, None, strict=True, paired=vp.get(("verifier_top1", "greedy")))),
+        (f"Verifier: top-1 of {n} above maj@{n} (pass@{n} {rr['pass']:.3f} is the ceiling)", f"{rr['verifier_top1']:.3f} vs {rr['majority']:.3f}", "",
+         compared(rr["verifier_top1"], rr["majority"], None, None, strict=True, paired=vp.get(("verifier_top1", "majority")))),
         ("Whole run <= 75 min on 2 CPU cores", f"{wall:.1f} min", "", wall <= 75),
     ]
     out = [f"From the committed record `{rec.relative_to(repo_root())}`; rewritten by `python bench/ablate.py table`.", "",

@@ -15,16 +15,16 @@ from .sft import strip_calculator
 from .data import DataError, fingerprint, load_records, load_text_documents, mirror_files
 from .checkpoint import load_model
 from .generate import Engine
-from .evaluate import BASE_PROMPTS, CHAT_PROMPTS, CI_METHOD, gsm8k_eval, qualitative_samples, wilson_interval
+from .evaluate import BASE_PROMPTS, CHAT_PROMPTS, CI_METHOD, gsm8k_eval, paired_difference, qualitative_samples, wilson_interval
 from .perplexity import encode_prefix, load_hf_causal_lm, perplexity_eval, plot_sink_test, sink_stream_eval
 from .attention import attention_report, sink_ablation
 from .synth_math import synth_gsm
 from .splits import question_hash, record_evaluated
 
 # %% auto #0
-__all__ = ['EM_KEYS', 'ROWS', 'SCORE_PREFIXES', 'EvalData', 'load_eval_data', 'wikitext_ppl', 'em_scores', 'evaluate_checkpoint',
-           'sink_test', 'inference_ok', 'verifier_em', 'verifier_em_ci', 'comparison_table', 'write_table',
-           'reference_eval', 'compare_sink_twin', 'run_evaluate']
+__all__ = ['EM_KEYS', 'ROWS', 'SCORE_PREFIXES', 'PAIRED_KEYS', 'EvalData', 'load_eval_data', 'wikitext_ppl', 'em_scores',
+           'evaluate_checkpoint', 'sink_test', 'inference_ok', 'verifier_em', 'verifier_em_ci', 'comparison_table',
+           'write_table', 'paired_differences', 'reference_eval', 'compare_sink_twin', 'run_evaluate']
 
 # %% ../nbs/10b_eval_stage.ipynb #595a1f48
 @dataclass
@@ -201,6 +201,27 @@ def write_table(rows, path):
         w = csv.DictWriter(f, cols); w.writeheader(); w.writerows({k: cell(v) for k, v in r.items()} for r in rows)
     return Path(path)
 
+# %% ../nbs/10b_eval_stage.ipynb #e5806970
+PAIRED_KEYS = {"gsm8k": {"em": "gsm8k_em", "pass@1": "pass@1"}, "synth": {"em": "synth_em", "pass@1": "synth_pass@1"}}   # the table's columns
+
+def paired_differences(records: dict[str, dict[str, list[dict]]]) -> list[dict]:
+    """Each evaluated stage against the one before it (Base -> SFT -> DPO) on each task's problems (`records[stage][task]`:
+    `gsm8k_eval` records): greedy EM (strict) and, when both sampled, pass@1 per problem (c/n), as rows
+    `{new, old, key, diff, ci, n, new_better, old_better}` (`key`: the comparison table's column). ValueError when two
+    stages' records are not the same problems in the same order."""
+    stages, labels, out = [s for s, _ in ROWS if s in records], dict(ROWS), []
+    for old, new in zip(stages, stages[1:]):
+        for task, keys in PAIRED_KEYS.items():
+            a, b = records[new].get(task) or [], records[old].get(task) or []
+            if not a or not b: continue
+            if [r["question"] for r in a] != [r["question"] for r in b]:
+                raise ValueError(f"{task}: the {new} and {old} records are not the same problems in the same order")
+            per = {"em": lambda r: float(r["correct_strict"])}
+            if all(r.get("sample_correct") for r in a + b): per["pass@1"] = lambda r: sum(r["sample_correct"]) / len(r["sample_correct"])
+            out += [{"new": labels[new], "old": labels[old], "key": keys[m], **paired_difference([f(r) for r in a], [f(r) for r in b])}
+                    for m, f in per.items()]
+    return out
+
 # %% ../nbs/10b_eval_stage.ipynb #dce46a45
 def _hf_local(name: str) -> bool:
     "True if `name` is a local directory or already in the Hugging Face cache (checked without importing transformers)."
@@ -251,11 +272,12 @@ def run_evaluate(preset, run_dir, overrides=None, data: EvalData | None = None, 
     held = {"gsm8k": record_evaluated(paths, "eval/gsm8k", "gsm8k/test", [question_hash(r["question"]) for r in data.gsm8k])}
     if data.synth: held["gsm_synth"] = record_evaluated(paths, "eval/gsm_synth", "gsm_synth/test", [question_hash(r["question"]) for r in data.synth])
     summary, samples, chars, attn_models = {"preset": p.name, "evaluated": list(ckpts), "device": rt.device, "heldout": held}, {}, None, {}
-    streams, evals = {}, {}
+    streams, evals, per_problem = {}, {}, {}
     for stage, ckpt in ckpts.items():
         engine = _engine(ckpt, rt)
         res, records = evaluate_checkpoint(engine, stage, p, data, ckpt)
         write_json(paths.result(f"{stage}_eval.json"), res)
+        per_problem[stage] = records
         for task, recs in records.items():
             if recs: write_jsonl(paths.result(f"{stage}_{task}.jsonl"), recs)
         chars = chars or res["perplexity"]["chars"]
@@ -269,6 +291,9 @@ def run_evaluate(preset, run_dir, overrides=None, data: EvalData | None = None, 
         attn_models[stage] = (engine.model, engine.tok)
         del engine; gc.collect()
     write_json(paths.result("samples.json"), samples)
+    paired = paired_differences(per_problem)
+    if paired: write_json(paths.result("paired_differences.json"), {"method": CI_METHOD["differences"], "level": CI_METHOD["level"], "pairs": paired})
+    del per_problem
     twin = paths.checkpoint("base_twin")
     if "base" in streams and (twin / "config.json").exists():     # pretrained with train.pretrain.sink_twin
         engine = _engine(twin, rt)

@@ -15,8 +15,8 @@ from .generate import PROMPT_STRIDE, chat_prompt_ids
 __all__ = ['STRICT_RE', 'FLEXIBLE_RE', 'EM_REGEXES_TO_IGNORE', 'EM_IGNORE_CASE', 'INVALID', 'CI_LEVEL', 'CI_METHOD',
            'FEWSHOT_STOP', 'BASE_PROMPTS', 'CHAT_PROMPTS', 'extract_answer', 'em_normalize', 'answers_match',
            'gold_answer', 'normalize_number', 'numeric_match', 'pass_at_k', 'majority_vote', 'wilson_interval',
-           'bootstrap_interval', 'score_interval', 'fewshot_text', 'fewshot_prompt_ids', 'gsm8k_prompt_ids',
-           'gsm8k_eval', 'qualitative_samples']
+           'bootstrap_interval', 'score_interval', 'paired_difference', 'fewshot_text', 'fewshot_prompt_ids',
+           'gsm8k_prompt_ids', 'gsm8k_eval', 'qualitative_samples']
 
 # %% ../nbs/10_evaluate.ipynb #01b146e2
 # lm-evaluation-harness 0.4.x, lm_eval/tasks/gsm8k/gsm8k.yaml (task version 3.0)
@@ -113,8 +113,22 @@ def score_interval(values, level: float = CI_LEVEL) -> list[float]:
     if all(x in (0.0, 1.0) for x in values): return wilson_interval(int(sum(values)), len(values), level)
     return bootstrap_interval(values, level)
 
+def paired_difference(new, old, level: float = CI_LEVEL, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Two systems scored on the same problems (one value each per problem, in the same order): the mean of `new - old`
+    with the percentile bootstrap interval of that mean, resampling problems (paired bootstrap: Koehn 2004; Efron &
+    Tibshirani 1993), and how many problems each side won. `{"diff", "ci", "n", "new_better", "old_better"}`; the
+    difference is measured when `ci` excludes 0. Pairing removes the problems' own difficulty from the noise, so it
+    can show a gain that two separate intervals, which overlap, cannot. ValueError unless both are equal-length and non-empty."""
+    a, b = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"paired_difference needs one value per problem for both systems, got shapes {a.shape} and {b.shape}")
+    d = a - b
+    return {"diff": float(d.mean()), "ci": bootstrap_interval(d, level, n_resamples, seed), "n": int(d.size),
+            "new_better": int((d > 0).sum()), "old_better": int((d < 0).sum())}
+
 CI_METHOD = {"level": CI_LEVEL, "proportions": "Wilson score interval (Wilson 1927; Brown, Cai & DasGupta 2001)",
-             "fractions": "percentile bootstrap over problems, 2000 resamples, seed 0 (Efron & Tibshirani 1993)"}
+             "fractions": "percentile bootstrap over problems, 2000 resamples, seed 0 (Efron & Tibshirani 1993)",
+             "differences": "paired percentile bootstrap of per-problem differences on the same problems, 2000 resamples, seed 0 (Koehn 2004)"}
 
 # %% ../nbs/10_evaluate.ipynb #3e0bea0b
 FEWSHOT_STOP = "Question:"

@@ -10,7 +10,7 @@ from .report import Records, value_str
 
 # %% auto #0
 __all__ = ['SYNTH_STEPS', 'intervals_apart', 'with_interval', 'score_table', 'eval_rows', 'headline_table', 'synth_table',
-           'verdict', 'trained_line', 'headline_section']
+           'paired_rows', 'verdict', 'trained_line', 'headline_section']
 
 # %% ../nbs/11a_report_headline.ipynb #3be397c0
 def _number(v) -> float | None:
@@ -85,11 +85,16 @@ def synth_table(rows: list[dict]) -> pd.DataFrame:
     cols += [(k, k[len("synth_"):]) for k in (_largest_k(ours, "synth_maj@"), _largest_k(ours, "synth_pass@")) if k and k != "synth_pass@1"]
     return _table(ours, cols)
 
-def _step(by: dict, new: str, old: str, key: str, what: str) -> str | None:
-    "One sentence comparing `key` of model `new` with model `old` (None when either is missing)."
+def _step(by: dict, new: str, old: str, key: str, what: str, paired: dict | None = None) -> str | None:
+    "One sentence comparing `key` of model `new` with model `old` (None when either is missing): by their paired difference when `paired` has one, else by their two intervals."
     a, c = by.get(new, {}), by.get(old, {})
     x, y = _number(a.get(key)), _number(c.get(key))
     if x is None or y is None: return None
+    if p := (paired or {}).get((new, old, key)):
+        (lo, hi), d = p["ci"], p["diff"]
+        shown = f"{what} {x:.3g} vs {y:.3g}, a paired difference of {d:+.3g} [{lo:+.2g}, {hi:+.2g}] over the same {p['n']} problems"
+        if lo > 0 or hi < 0: return f"{new} {'improves on' if d > 0 else 'is worse than'} {old}: {shown}."
+        return f"{new} vs {old}: {shown}, which includes 0: no difference shown."
     apart = intervals_apart(a.get(f"{key}_ci"), c.get(f"{key}_ci"))
     if apart:
         return f"{new} {'improves on' if x > y else 'is worse than'} {old}: {what} {x:.3g} vs {y:.3g}, the 95% intervals do not overlap."
@@ -98,8 +103,23 @@ def _step(by: dict, new: str, old: str, key: str, what: str) -> str | None:
 SYNTH_STEPS = (("SFT", "Base", "synth_em", "generated-problem EM"), ("DPO", "SFT", "synth_em", "generated-problem EM"),
                ("DPO", "SFT", "synth_pass@1", "generated-problem pass@1"), ("+Verifier", "DPO", "synth_em_flexible", "generated-problem EM (flexible)"))
 
-def verdict(rows: list[dict]) -> list[str]:
-    "Plain sentences the numbers justify, computed from them: the base model against the unigram baseline, then each step of the pipeline on GSM8K and on the held-out generated problems (a difference counts only when the 95% intervals do not overlap)."
+def paired_rows(rec: Records) -> dict:
+    """`{(new model, old model, column): paired difference}` from `results/paired_differences.json` (each stage against the one
+    before it, 10b_eval_stage) and `results/verifier_eval.json` (the verifier's top-1 against the policy's greedy answer,
+    as the table's `+Verifier` and policy rows compare them); empty when neither was written."""
+    out = {}
+    if (rec.root / "results/paired_differences.json").exists():
+        out |= {(p["new"], p["old"], p["key"]): p for p in (rec.json("results/paired_differences.json") or {}).get("pairs", [])}
+    if (rec.root / "results/verifier_eval.json").exists():
+        v = rec.json("results/verifier_eval.json") or {}
+        col = "synth_em_flexible" if v.get("task") == "gsm_synth" else "gsm8k_em_flexible"
+        out |= {("+Verifier", "DPO", col): p for p in v.get("paired", []) if (p["new"], p["old"]) == ("verifier_top1", "greedy")}
+    return out
+
+def verdict(rows: list[dict], paired: dict | None = None) -> list[str]:
+    """Plain sentences the numbers justify, computed from them: the base model against the unigram baseline, then each step
+    of the pipeline on GSM8K and on the held-out generated problems. A difference counts when its paired 95% interval
+    (`paired_rows`: the same problems, problem by problem) excludes 0, or without one when the two models' 95% intervals do not overlap."""
     by = {r.get("model"): r for r in rows}
     base, out = by.get("Base", {}), []
     b, u = _number(base.get("bpb")), _number(base.get("unigram_bpb"))
@@ -112,8 +132,8 @@ def verdict(rows: list[dict]) -> list[str]:
     ems = [_number(by.get(m, {}).get(k)) for m in ("Base", "SFT", "DPO") for k in ("gsm8k_em",)] + [_number(by.get("+Verifier", {}).get("gsm8k_em_flexible"))]
     if all(e in (None, 0.0) for e in ems) and any(e is not None for e in ems):
         out.append("No model solves a GSM8K test problem (exact match 0 for every model).")
-    else: out += [s for new, old, key in steps if (s := _step(by, new, old, key, "GSM8K EM" + (" (flexible)" if key.endswith("flexible") else "")))]
-    return out + [s for new, old, key, what in SYNTH_STEPS if (s := _step(by, new, old, key, what))]
+    else: out += [s for new, old, key in steps if (s := _step(by, new, old, key, "GSM8K EM" + (" (flexible)" if key.endswith("flexible") else ""), paired))]
+    return out + [s for new, old, key, what in SYNTH_STEPS if (s := _step(by, new, old, key, what, paired))]
 
 # %% ../nbs/11a_report_headline.ipynb #22fde717
 def trained_line(rec: Records) -> str:
@@ -162,5 +182,5 @@ def headline_section(rec: Records) -> list:
         ns = next((_number(r.get("synth_subset")) for r in rows if _number(r.get("synth_subset"))), None)
         blocks += [f"**Held-out generated problems:** " + (f"{ns:.0f} " if ns else "") + "GSM-style word problems of the generated test split "
                    "(`gsm_synth`, 01b_synth_math), which no stage trains on, scored exactly as GSM8K above; the math a small model can learn.", st]
-    blocks.append("**Verdict:** " + " ".join(verdict(rows)))
+    blocks.append("**Verdict:** " + " ".join(verdict(rows, paired_rows(rec))))
     return blocks

@@ -15,7 +15,7 @@ from .checkpoint import CheckpointError, load_model, read_config, register_arch,
 from .config import ModelConfig, Preset, load_preset
 from .runtime import resolve_runtime
 from .data import load_records
-from .evaluate import answers_match, gsm8k_eval, majority_vote
+from .evaluate import answers_match, gsm8k_eval, majority_vote, paired_difference
 from .generate import Engine
 from .model import ModernDecoderLM, flops_per_token
 from .runs import RunPaths, read_jsonl, write_json
@@ -27,10 +27,11 @@ from .errors import PresetError
 from .splits import question_hash, record_evaluated, record_trained
 
 # %% auto #0
-__all__ = ['HEADS', 'encode_pair', 'encode_rows', 'collate', 'Verifier', 'verifier_loss', 'value_targets', 'lm_targets',
-           'make_loss_fn', 'VerifierBatches', 'roc_auc', 'calibration', 'score_metrics', 'policy_sample_auc',
-           'heldout_metrics', 'sum_rule_rows', 'rerank', 'weighted_vote', 'n_grid', 'rerank_curves', 'rerank_table',
-           'policy_checkpoint', 'init_verifier', 'rerank_candidates', 'examples', 'run_verifier']
+__all__ = ['HEADS', 'RERANK_PAIRS', 'encode_pair', 'encode_rows', 'collate', 'Verifier', 'verifier_loss', 'value_targets',
+           'lm_targets', 'make_loss_fn', 'VerifierBatches', 'roc_auc', 'calibration', 'score_metrics',
+           'policy_sample_auc', 'heldout_metrics', 'sum_rule_rows', 'rerank', 'weighted_vote', 'n_grid',
+           'rerank_correct', 'rerank_curves', 'rerank_paired', 'rerank_table', 'policy_checkpoint', 'init_verifier',
+           'rerank_candidates', 'examples', 'run_verifier']
 
 # %% ../nbs/09_verifier.ipynb #5e01a9a4
 def encode_pair(tok: Tokenizer, problem: str, solution: str, max_len: int) -> tuple[list[int], list[int]]:
@@ -226,19 +227,31 @@ def n_grid(n: int) -> list[int]:
     "1, 2, 4, ... below `n`, then `n`."
     return sorted({2 ** i for i in range(n.bit_length()) if 2 ** i < n} | {n})
 
+def rerank_correct(records: list[dict], scores: list[list[float]], N: int) -> dict[str, list[bool]]:
+    "Per problem, whether each method's answer is right using the first `N` samples: greedy, verifier top-1, verifier-weighted vote, majority vote, pass (any of them)."
+    sub = [(r, s[:N], r["sample_answers"][:N], r["sample_correct"][:N]) for r, s in zip(records, scores)]
+    return {"greedy": [bool(r["correct_flexible"]) for r in records],
+            "verifier_top1": [bool(c[rerank(a, s)]) for _, s, a, c in sub],
+            "verifier_vote": [answers_match(weighted_vote(a, s), r["gold"]) for r, s, a, _ in sub],
+            "majority": [answers_match(majority_vote(a), r["gold"]) for r, _, a, _ in sub],
+            "pass": [any(c) for *_, c in sub]}
+
 def rerank_curves(records: list[dict], scores: list[list[float]]) -> dict:
     "EM (lm-eval exact match, `evaluate.answers_match`) of greedy, verifier top-1, verifier-weighted vote, majority vote and pass@N against N."
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")
     ns = n_grid(min(len(r["samples"]) for r in records))
     out = {"n": ns, "greedy": [], "verifier_top1": [], "verifier_vote": [], "majority": [], "pass": []}
     for N in ns:
-        sub = [(r, s[:N], r["sample_answers"][:N], r["sample_correct"][:N]) for r, s in zip(records, scores)]
-        out["greedy"].append(mean([r["correct_flexible"] for r in records]))
-        out["verifier_top1"].append(mean([c[rerank(a, s)] for _, s, a, c in sub]))
-        out["verifier_vote"].append(mean([answers_match(weighted_vote(a, s), r["gold"]) for r, s, a, _ in sub]))
-        out["majority"].append(mean([answers_match(majority_vote(a), r["gold"]) for r, _, a, _ in sub]))
-        out["pass"].append(mean([any(c) for *_, c in sub]))
+        for k, v in rerank_correct(records, scores, N).items(): out[k].append(mean(v))
     return out
+
+RERANK_PAIRS = (("verifier_top1", "greedy"), ("verifier_top1", "majority"), ("verifier_vote", "greedy"), ("verifier_vote", "majority"))
+
+def rerank_paired(records: list[dict], scores: list[list[float]]) -> list[dict]:
+    "The verifier's picks against greedy and majority vote on the same problems at the largest N: `evaluate.paired_difference` rows `{new, old, n_samples, diff, ci, ...}`."
+    N = min(len(r["samples"]) for r in records)
+    ok = rerank_correct(records, scores, N)
+    return [{"new": a, "old": b, "n_samples": N, **paired_difference(ok[a], ok[b])} for a, b in RERANK_PAIRS]
 
 def rerank_table(curves: dict) -> list[dict]:
     "The methods at the largest N, one row each."
@@ -348,7 +361,7 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
            "heldout_problems": heldout,
            "heldout": {**score_metrics(val_scores, y), "auc_policy_samples": policy_sample_auc(val_scores, val_rows),
                        "calibration": calibration(val_scores, y)},
-           "reranking": table, "verifier_em": table[1]["em"], "curves": curves,
+           "reranking": table, "verifier_em": table[1]["em"], "curves": curves, "paired": rerank_paired(records, scores),
            "test": {"problems": len(records), "task": task, "n_samples": ev.n_samples, "candidates": cand_source, "answer_extraction": ANSWER_MODE,
                     "greedy_em_strict": float(np.mean([r["correct_strict"] for r in records])),
                     "sampling": {"temperature": ev.temperature, "top_k": ev.top_k, "top_p": ev.top_p, "calculator": ev.calculator}},
