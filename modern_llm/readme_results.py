@@ -13,7 +13,8 @@ from .report_headline import eval_rows, headline_table, synth_table, trained_lin
 from .runs import write_text
 
 # %% auto #0
-__all__ = ['RECORD_GLOBS', 'save_record', 'heldout_line', 'results_block', 'update_readme', 'main']
+__all__ = ['RECORD_GLOBS', 'PAIRED_NAMES', 'VERIFIER_NAMES', 'save_record', 'heldout_line', 'paired_line', 'results_block',
+           'update_readme', 'main']
 
 # %% ../nbs/11c_readme_results.ipynb #3bdbe524
 RECORD_GLOBS = ("preset.yaml", "env.json", "stages.json", "results/*.json", "results/*.csv", "results/*.png",
@@ -63,6 +64,19 @@ def heldout_line(rec: Records) -> str:
                      f"{value_str(a.get('window_penalty'))} vs {value_str(b.get('window_penalty'))} nats")
     return ("; ".join(parts) + ".") if parts else ""
 
+PAIRED_NAMES = {"synth_em": "generated-problem EM", "synth_pass@1": "generated-problem pass@1", "gsm8k_em": "GSM8K EM", "pass@1": "GSM8K pass@1"}
+VERIFIER_NAMES = {"verifier_top1": "verifier top-1", "verifier_vote": "verifier-weighted vote", "greedy": "greedy", "majority": "majority vote"}
+
+def paired_line(rec: Records) -> str:
+    "The paired differences of the run (each stage against the one before on the same problems; the verifier's picks against greedy and majority vote), each with its 95% interval; blank when none was recorded."
+    fmt = lambda p: f"{p['diff']:+.3g} [{p['ci'][0]:+.2g}, {p['ci'][1]:+.2g}]"
+    pairs = (rec.json("results/paired_differences.json") or {}).get("pairs", []) if (rec.root / "results/paired_differences.json").exists() else []
+    parts = [f"{p['new']} - {p['old']} {PAIRED_NAMES.get(p['key'], p['key'])} {fmt(p)}" for p in pairs]
+    ver = (rec.json("results/verifier_eval.json") or {}) if (rec.root / "results/verifier_eval.json").exists() else {}
+    parts += [f"{VERIFIER_NAMES[p['new']]} - {VERIFIER_NAMES[p['old']]} of {p['n_samples']} samples {fmt(p)}" for p in ver.get("paired", [])]
+    n = next((p["n"] for p in pairs + ver.get("paired", [])), None)
+    return f"Paired differences on the same {n} problems (95% paired bootstrap interval; a gain is measured when it excludes 0): " + "; ".join(parts) + "." if parts else ""
+
 def results_block(record_dir, name: str) -> str:
     "The README block for the committed record `record_dir` (markdown, ending in a newline)."
     rec = Records(record_dir)
@@ -77,6 +91,7 @@ def results_block(record_dir, name: str) -> str:
     if len(st): lines += ["", "Held-out generated GSM-style problems (`gsm_synth` test split):", "", md_table(st)]
     h = heldout_line(rec)
     if h: lines += ["", h[0].upper() + h[1:]]
+    if pl := paired_line(rec): lines += ["", pl]
     return "\n".join(lines) + "\n" 
 
 # %% ../nbs/11c_readme_results.ipynb #1d56de47
