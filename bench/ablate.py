@@ -53,6 +53,7 @@ def stage_scores(run_dir: Path, stage: str, preset) -> dict:
     if stage == "verifier":
         v = read_json(run_dir / "results" / "verifier_eval.json")
         return {"auc": v["heldout"].get("auc"), "auc_policy_samples": v["heldout"].get("auc_policy_samples"), "heldout_rows": v["heldout"].get("n"),
+                "within_problem_auc": (v.get("breakdown") or {}).get("within_problem_auc"),
                 "rerank_n": v["curves"]["n"][-1], **{r["key"]: round(r["em"], 4) for r in v["reranking"]}}
     f, n = run_dir / "results" / f"{stage}_eval.json", preset.eval.n_samples
     keys = ["em_strict", "pass@1", f"maj@{n}", f"pass@{n}"]
@@ -121,9 +122,10 @@ def table(rows: list[dict]) -> str:
         rs = [r for (u, s, _), r in latest.items() if (u, s) == (run, stage)]
         if stage == "verifier":
             n = rs[0]["scores"].get("rerank_n")
-            head = ["change", "held-out AUC (rows)", "AUC (policy samples)", "greedy (flexible)", f"verifier top-1 of {n}", "verifier vote", f"maj@{n}", f"pass@{n}"]
+            head = ["change", "held-out AUC (rows)", "AUC (policy samples)", "within-problem AUC", "greedy (flexible)", f"verifier top-1 of {n}", "verifier vote", f"maj@{n}", f"pass@{n}"]
             cells = lambda s: [(f"{s['auc']:.3f}" + (f" ({s['heldout_rows']})" if s.get("heldout_rows") else "")) if s.get("auc") is not None else "",
                                f"{s['auc_policy_samples']:.3f}" if s.get("auc_policy_samples") is not None else "",
+                               f"{s['within_problem_auc']:.3f}" if s.get("within_problem_auc") is not None else "",
                                *[f"{s[k]:.3g}" if s.get(k) is not None else "" for k in ("greedy", "verifier_top1", "verifier_vote", "majority", "pass")]]
         else:
             ks = [k for k in rs[0]["scores"] if k.startswith(("maj@", "pass@")) and not k.endswith("_ci") and k != "pass@1"]

@@ -30,8 +30,8 @@ from .splits import question_hash, record_evaluated, record_trained
 __all__ = ['HEADS', 'RERANK_PAIRS', 'encode_pair', 'encode_rows', 'collate', 'Verifier', 'verifier_loss', 'value_targets',
            'lm_targets', 'make_loss_fn', 'VerifierBatches', 'roc_auc', 'calibration', 'score_metrics',
            'policy_sample_auc', 'heldout_metrics', 'sum_rule_rows', 'rerank', 'weighted_vote', 'n_grid',
-           'rerank_correct', 'rerank_curves', 'rerank_paired', 'rerank_table', 'policy_checkpoint', 'init_verifier',
-           'rerank_candidates', 'examples', 'run_verifier']
+           'rerank_correct', 'rerank_curves', 'rerank_breakdown', 'rerank_paired', 'rerank_table', 'policy_checkpoint',
+           'init_verifier', 'rerank_candidates', 'examples', 'run_verifier']
 
 # %% ../nbs/09_verifier.ipynb #5e01a9a4
 def encode_pair(tok: Tokenizer, problem: str, solution: str, max_len: int) -> tuple[list[int], list[int]]:
@@ -245,6 +245,20 @@ def rerank_curves(records: list[dict], scores: list[list[float]]) -> dict:
         for k, v in rerank_correct(records, scores, N).items(): out[k].append(mean(v))
     return out
 
+def rerank_breakdown(records: list[dict], scores: list[list[float]]) -> dict:
+    """Where reranking can matter, at the largest N: the problems whose samples are all right, all wrong, or mixed; on the
+    mixed ones (the only ones a pick can change) the accuracy of greedy, the verifier's top-1 and a random sample, and
+    the verifier's mean within-problem ROC-AUC. Greedy decoding is itself a strong pick (the policy's mode), so top-1
+    beats greedy only when the verifier separates a problem's samples better than the mode does."""
+    N = min(len(r["samples"]) for r in records)
+    ok, c = rerank_correct(records, scores, N), [r["sample_correct"][:N] for r in records]
+    mixed = [i for i, x in enumerate(c) if 0 < sum(x) < N]
+    aucs = [roc_auc(scores[i][:N], c[i]) for i in mixed]
+    mean = lambda xs: float(np.mean(xs)) if len(xs) else None
+    return {"n_samples": N, "all_right": sum(all(x) for x in c), "all_wrong": sum(not any(x) for x in c), "mixed": len(mixed),
+            "mixed_greedy": mean([ok["greedy"][i] for i in mixed]), "mixed_verifier_top1": mean([ok["verifier_top1"][i] for i in mixed]),
+            "mixed_random_sample": mean([sum(c[i]) / N for i in mixed]), "within_problem_auc": mean(aucs)}
+
 RERANK_PAIRS = (("verifier_top1", "greedy"), ("verifier_top1", "majority"), ("verifier_vote", "greedy"), ("verifier_vote", "majority"))
 
 def rerank_paired(records: list[dict], scores: list[list[float]]) -> list[dict]:
@@ -362,6 +376,7 @@ def run_verifier(preset, run_dir, policy_ckpt=None, overrides=None, resume: bool
            "heldout": {**score_metrics(val_scores, y), "auc_policy_samples": policy_sample_auc(val_scores, val_rows),
                        "calibration": calibration(val_scores, y)},
            "reranking": table, "verifier_em": table[1]["em"], "curves": curves, "paired": rerank_paired(records, scores),
+           "breakdown": rerank_breakdown(records, scores),
            "test": {"problems": len(records), "task": task, "n_samples": ev.n_samples, "candidates": cand_source, "answer_extraction": ANSWER_MODE,
                     "greedy_em_strict": float(np.mean([r["correct_strict"] for r in records])),
                     "sampling": {"temperature": ev.temperature, "top_k": ev.top_k, "top_p": ev.top_p, "calculator": ev.calculator}},
