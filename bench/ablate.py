@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from modern_llm.checkpoint import load_model
 from modern_llm.config import load_preset, repo_root
-from modern_llm.evaluate import gsm8k_eval
+from modern_llm.evaluate import gsm8k_eval, wilson_interval
 from modern_llm.generate import Engine
 from modern_llm.report import Records
 from modern_llm.report_headline import intervals_apart, paired_rows, with_interval
@@ -139,7 +139,7 @@ def table(rows: list[dict]) -> str:
             out.append("| " + " | ".join([change, *cells(r["scores"]), f"`{r['commit']}`, {r['date']}"]) + " |")   # wall_s stays in the JSON: some ran beside another run
         out.append("")
     out += ["Commands (from the repository root; `baseline` scores the run's own stage the same way):", "", "```bash"]
-    out += [f"python bench/ablate.py baseline runs/{r['source_run']} {r['stage']}" if not r["overrides"] else
+    out += [f"python bench/ablate.py baseline runs/{r['source_run']} {r['stage']}" if r["name"] == "as run" else
             f"python bench/ablate.py run runs/{r['source_run']} {r['stage']} {r['name']} {' '.join(repr(o) if ' ' in o else o for o in r['overrides'])}"
             for r in latest.values()]
     return "\n".join(out + ["```"])
@@ -174,6 +174,7 @@ def targets(rec: Path) -> str:
     iv = lambda c: f"[{c[0]:.2f}, {c[1]:.2f}]" if c else ""
     wall = sum(s["wall_s"] for s in stages.values()) / 60
     hh, h = dpo["heldout_preference_accuracy"], ver["heldout"]
+    hh_ci = wilson_interval(round(hh["dpo"] * dpo["pairs"]["holdout"]), dpo["pairs"]["holdout"])   # a proportion of pairs
     rows = [
         ("Base: WikiText-2 bits per byte below the unigram baseline", f"{ev['base']['bpb']:.3f} vs unigram {ev['base']['unigram_bpb']:.3f}", "", ev["base"]["bpb"] < ev["base"]["unigram_bpb"]),
         ("SFT: generated-problem EM >= Base + 0.3", f"{ev['sft']['synth_em']:.3f} vs {ev['base']['synth_em']:.3f}", f"{iv(ci('sft', 'synth_em'))} vs {iv(ci('base', 'synth_em'))}",
@@ -183,7 +184,9 @@ def targets(rec: Path) -> str:
         ("DPO: generated-problem pass@1 higher than SFT's", f"{ev['dpo']['synth_pass@1']:.3f} vs {ev['sft']['synth_pass@1']:.3f}",
          f"{iv(ci('dpo', 'synth_pass@1'))} vs {iv(ci('sft', 'synth_pass@1'))}",
          compared(ev["dpo"]["synth_pass@1"], ev["sft"]["synth_pass@1"], ci("dpo", "synth_pass@1"), ci("sft", "synth_pass@1"), strict=True, paired=pairs.get(("DPO", "SFT", "synth_pass@1")))),
-        ("DPO: held-out HH-RLHF preference accuracy above SFT's 0.5 (aim >= 0.6)", f"{hh['dpo']:.3f} vs {hh['sft']:.3f}", f"{dpo['pairs']['holdout']} pairs", hh["dpo"] > 0.5),
+        ("DPO: held-out HH-RLHF preference accuracy above SFT's 0.5 (aim >= 0.6)", f"{hh['dpo']:.3f} vs {hh['sft']:.3f}",
+         f"{iv(hh_ci)}, {dpo['pairs']['holdout']} pairs",
+         f"{'yes' if hh['dpo'] > hh['sft'] else 'no'} by the point values; the interval includes {hh['sft']} (no difference shown)" if hh_ci[0] <= hh["sft"] <= hh_ci[1] else hh["dpo"] > hh["sft"]),
         ("Verifier: ROC-AUC >= 0.8 on held-out problems: the policy's samples (what reranking ranks); all held-out rows beside it",
          f"{h['auc_policy_samples']:.3f}; all rows {h['auc']:.3f}", f"{ver['data']['label_mix_val']['sample']['rows']} samples; {h.get('n', '')} rows (with the constructed wrong solutions)",
          h["auc_policy_samples"] >= 0.8),
@@ -191,6 +194,8 @@ def targets(rec: Path) -> str:
          compared(rr["verifier_top1"], rr["greedy"], None, None, strict=True, paired=vp.get(("verifier_top1", "greedy")))),
         (f"Verifier: top-1 of {n} above maj@{n} (pass@{n} {rr['pass']:.3f} is the ceiling)", f"{rr['verifier_top1']:.3f} vs {rr['majority']:.3f}", "",
          compared(rr["verifier_top1"], rr["majority"], None, None, strict=True, paired=vp.get(("verifier_top1", "majority")))),
+        (f"Verifier (beside the targets): weighted vote of {n} above maj@{n}", f"{rr['verifier_vote']:.3f} vs {rr['majority']:.3f}", "",
+         compared(rr["verifier_vote"], rr["majority"], None, None, strict=True, paired=vp.get(("verifier_vote", "majority")))),
         ("Whole run <= 75 min on 2 CPU cores", f"{wall:.1f} min", "", wall <= 75),
     ]
     out = [f"From the committed record `{rec.relative_to(repo_root())}`; rewritten by `python bench/ablate.py table`.", "",

@@ -71,11 +71,11 @@ def paired_line(rec: Records) -> str:
     "The paired differences of the run (each stage against the one before on the same problems; the verifier's picks against greedy and majority vote), each with its 95% interval; blank when none was recorded."
     fmt = lambda p: f"{p['diff']:+.3g} [{p['ci'][0]:+.2g}, {p['ci'][1]:+.2g}]"
     pairs = (rec.json("results/paired_differences.json") or {}).get("pairs", []) if (rec.root / "results/paired_differences.json").exists() else []
-    parts = [f"{p['new']} - {p['old']} {PAIRED_NAMES.get(p['key'], p['key'])} {fmt(p)}" for p in pairs]
+    parts = [f"{p['new']} - {p['old']} {PAIRED_NAMES.get(p['key'], p['key'])} {fmt(p)} ({p['n']})" for p in pairs]
     ver = (rec.json("results/verifier_eval.json") or {}) if (rec.root / "results/verifier_eval.json").exists() else {}
-    parts += [f"{VERIFIER_NAMES[p['new']]} - {VERIFIER_NAMES[p['old']]} of {p['n_samples']} samples {fmt(p)}" for p in ver.get("paired", [])]
-    n = next((p["n"] for p in pairs + ver.get("paired", [])), None)
-    return f"Paired differences on the same {n} problems (95% paired bootstrap interval; a gain is measured when it excludes 0): " + "; ".join(parts) + "." if parts else ""
+    parts += [f"{VERIFIER_NAMES[p['new']]} - {VERIFIER_NAMES[p['old']]} of {p['n_samples']} samples {fmt(p)} ({p['n']})" for p in ver.get("paired", [])]
+    return ("Paired differences, each over the same problems (their number in parentheses), with 95% paired bootstrap intervals; "
+            "a difference is measured when its interval excludes 0: " + "; ".join(parts) + ".") if parts else ""
 
 def results_block(record_dir, name: str) -> str:
     "The README block for the committed record `record_dir` (markdown, ending in a newline)."
