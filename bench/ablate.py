@@ -20,7 +20,7 @@ from modern_llm.config import load_preset, repo_root
 from modern_llm.evaluate import gsm8k_eval, wilson_interval
 from modern_llm.generate import Engine
 from modern_llm.report import Records
-from modern_llm.report_headline import intervals_apart, paired_rows, with_interval
+from modern_llm.report_headline import intervals_apart, paired_rows, paired_sign, with_interval
 from modern_llm.runs import read_json
 from modern_llm.synth_math import synth_gsm
 
@@ -153,8 +153,7 @@ def compared(new: float, old: float, new_ci, old_ci, strict: bool, paired: dict 
     if paired:
         (lo, hi), d = paired["ci"], paired["diff"]
         diff = f"paired difference {d:+.3f} [{lo:+.3f}, {hi:+.3f}] over the same {paired['n']} problems"
-        if lo > 0: return f"yes: {diff}"
-        if hi < 0: return f"**no**: {diff}"
+        if sign := paired_sign(paired): return f"{'yes' if sign > 0 else '**no**'}: {diff}"   # the report's own rule (11a)
         return f"{'yes' if ok else 'no'} by the point values; the {diff} includes 0 (no difference shown)"
     if intervals_apart(new_ci, old_ci) is False:   # the report's own rule (11a_report_headline)
         return f"{'yes' if ok else 'no'} by the point values; the intervals overlap (no difference shown)"

@@ -9,8 +9,8 @@ import pandas as pd
 from .report import Records, value_str
 
 # %% auto #0
-__all__ = ['SYNTH_STEPS', 'intervals_apart', 'with_interval', 'score_table', 'eval_rows', 'headline_table', 'synth_table',
-           'paired_rows', 'verdict', 'trained_line', 'headline_section']
+__all__ = ['SYNTH_STEPS', 'intervals_apart', 'paired_sign', 'with_interval', 'score_table', 'eval_rows', 'headline_table',
+           'synth_table', 'paired_rows', 'verdict', 'trained_line', 'headline_section']
 
 # %% ../nbs/11a_report_headline.ipynb #3be397c0
 def _number(v) -> float | None:
@@ -31,6 +31,11 @@ def intervals_apart(a, b) -> bool | None:
     "Whether two 95% intervals (`[lo, hi]` lists or their CSV text) do not overlap: the rule by which a difference counts as measured; None when either is missing."
     ia, ib = _interval(a), _interval(b)
     return None if ia is None or ib is None else ia[0] > ib[1] or ia[1] < ib[0]
+
+def paired_sign(p: dict) -> int:
+    "+1 or -1 when a paired difference's 95% interval (`p['ci']`, `evaluate.paired_difference`) lies above or below 0, else 0 (includes 0: no difference shown)."
+    lo, hi = p["ci"]
+    return 1 if lo > 0 else -1 if hi < 0 else 0
 
 def with_interval(v, ci=None) -> str:
     "`0.06 [0.03, 0.10]`: a score with its 95% interval; the score alone when there is none; blank when missing."
@@ -93,7 +98,7 @@ def _step(by: dict, new: str, old: str, key: str, what: str, paired: dict | None
     if p := (paired or {}).get((new, old, key)):
         (lo, hi), d = p["ci"], p["diff"]
         shown = f"{what} {x:.3g} vs {y:.3g}, a paired difference of {d:+.3g} [{lo:+.2g}, {hi:+.2g}] over the same {p['n']} problems"
-        if lo > 0 or hi < 0: return f"{new} {'improves on' if d > 0 else 'is worse than'} {old}: {shown}."
+        if paired_sign(p): return f"{new} {'improves on' if d > 0 else 'is worse than'} {old}: {shown}."
         return f"{new} vs {old}: {shown}, which includes 0: no difference shown."
     apart = intervals_apart(a.get(f"{key}_ci"), c.get(f"{key}_ci"))
     if apart:
