@@ -119,7 +119,7 @@ def table(rows: list[dict]) -> str:
     for r in rows: latest[(r["source_run"], r["stage"], r["name"])] = r
     groups = dict.fromkeys((run, s) for run, s, _ in latest)
     for run, stage in sorted(groups, key=lambda g: (g[0], list(INPUTS).index(g[1]))):
-        rs = [r for (u, s, _), r in latest.items() if (u, s) == (run, stage)]
+        rs = sorted((r for (u, s, _), r in latest.items() if (u, s) == (run, stage)), key=lambda r: r["name"] != "as run")   # the bar first
         if stage == "verifier":
             n = rs[0]["scores"].get("rerank_n")
             head = ["change", "held-out AUC (rows)", "AUC (policy samples)", "within-problem AUC", "greedy (flexible)", f"verifier top-1 of {n}", "verifier vote", f"maj@{n}", f"pass@{n}"]
