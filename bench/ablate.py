@@ -11,12 +11,15 @@ copied (so a change that trains on a held-out problem still fails), the stage ru
 `bench/results/cpu_hour_ablations.jsonl` with the commit, device and date. Scores: SFT and DPO on the evaluation's
 held-out generated problems (greedy EM, pass@1, maj@N, with 95% intervals; DPO also its held-out preference accuracies);
 the verifier from its `verifier_eval.json` (held-out ROC-AUC, reranking of the same candidates at the largest N).
+Bad input (a missing run or file, an unknown override, a malformed results line) is one line naming it, exit 2; an
+earlier scratch folder of the same change is kept as `<name>.previous` until the new rerun has finished.
 """
-import argparse, datetime, json, os, platform, shutil, subprocess, sys, time
+import argparse, datetime, json, os, platform, shlex, shutil, subprocess, sys, time
 from pathlib import Path
 import torch
 from modern_llm.checkpoint import load_model
 from modern_llm.config import load_preset, repo_root
+from modern_llm.errors import ModernLLMError
 from modern_llm.evaluate import gsm8k_eval, wilson_interval
 from modern_llm.generate import Engine
 from modern_llm.report import Records
@@ -30,6 +33,13 @@ DOC = repo_root() / "docs" / "cpu_hour.md"
 MARKERS = ("<!-- ablations -->", "<!-- /ablations -->")
 TARGET_MARKERS = ("<!-- targets -->", "<!-- /targets -->")
 RECORD = repo_root() / "paper" / "results" / "cpu_hour"
+
+
+ROW_KEYS = ("name", "stage", "overrides", "source_run", "commit", "date", "scores")
+
+
+class AblationError(Exception):
+    "Bad input (a missing run or file, an unknown override, a malformed results line): one line, exit 2."
 
 
 def git_commit() -> str:
@@ -80,11 +90,24 @@ def _row(src: Path, stage: str, name: str, overrides: list[str], scores: dict, w
             "date": datetime.date.today().isoformat(), "wall_s": round(wall, 1), "scores": scores}
 
 
-def run(src: Path, stage: str, name: str, overrides: list[str]):
+def _source_run(src: Path, stage: str) -> Path:
+    "The finished run `src`, checked for what a rerun of `stage` needs (raises AblationError naming the first missing file)."
     src = src.resolve()
+    if not src.is_dir(): raise AblationError(f"{src}: no such run folder (a finished run's runs/<id>)")
+    need = ["preset.yaml", "env.json", "tokenizer.json", "results/heldout.json", *(f"checkpoints/{c}" for c in INPUTS[stage])]
+    for rel in need:
+        if not (src / rel).exists(): raise AblationError(f"{src / rel}: missing (rerunning {stage} needs it)")
+    return src
+
+
+def run(src: Path, stage: str, name: str, overrides: list[str]):
+    src = _source_run(src, stage)
     preset_file = src / "preset.yaml"
+    preset = load_preset(preset_file, overrides)   # an unknown key or a bad value fails here, before any scratch is touched
     work = repo_root() / "runs" / "ablations" / f"{src.name}-{stage}-{name}"
-    if work.exists(): shutil.rmtree(work)          # our own scratch directory from an earlier try of the same change
+    old = work.with_name(work.name + ".previous")
+    if work.exists():                              # our own scratch from an earlier try: kept until this one has finished
+        shutil.rmtree(old, ignore_errors=True); os.replace(work, old)
     (work / "checkpoints").mkdir(parents=True)
     (work / "results").mkdir()
     for c in INPUTS[stage]: os.symlink(src / "checkpoints" / c, work / "checkpoints" / c)
@@ -97,13 +120,14 @@ def run(src: Path, stage: str, name: str, overrides: list[str]):
     t0, commit = time.time(), git_commit()        # the code the stage runs with, not what is checked out when it ends
     cli = [sys.executable, "-c", "import sys; from modern_llm.cli import main; sys.exit(main(sys.argv[1:]))"]   # the `modern-llm` command
     cmd = [*cli, "train", stage, "--run-dir", str(work), "--preset", str(preset_file), *overrides]
-    subprocess.run(cmd, check=True)
-    preset = load_preset(preset_file, overrides)
+    rc = subprocess.run(cmd).returncode
+    if rc: sys.exit(rc)                            # the CLI has said why in one line (exit 2 for bad input)
     record(_row(src, stage, name, overrides, stage_scores(work, stage, preset), time.time() - t0, commit))
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def baseline(src: Path, stage: str):
-    src = src.resolve()
+    src = _source_run(src, stage)
     t0 = time.time()
     git = read_json(src / "env.json").get("git") or {}   # the numbers are the run's: its commit, not today's
     commit = (git.get("commit") or "unknown")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
@@ -138,9 +162,11 @@ def table(rows: list[dict]) -> str:
             change = " ".join(f"`{o}`" for o in r["overrides"]) or r["name"]
             out.append("| " + " | ".join([change, *cells(r["scores"]), f"`{r['commit']}`, {r['date']}"]) + " |")   # wall_s stays in the JSON: some ran beside another run
         out.append("")
-    out += ["Commands (from the repository root; `baseline` scores the run's own stage the same way):", "", "```bash"]
+    out += ["Commands (from the repository root; `baseline` scores the run's own stage the same way). The run folders are local",
+            "(`runs/` is not committed): to rerun a row, make a run of your own with `bash speedrun.sh cpu_hour` and give its",
+            "`runs/<id>` in place of the one named.", "", "```bash"]
     out += [f"python bench/ablate.py baseline runs/{r['source_run']} {r['stage']}" if r["name"] == "as run" else
-            f"python bench/ablate.py run runs/{r['source_run']} {r['stage']} {r['name']} {' '.join(repr(o) if ' ' in o else o for o in r['overrides'])}"
+            f"python bench/ablate.py run runs/{r['source_run']} {r['stage']} {shlex.join([r['name'], *r['overrides']])}"
             for r in latest.values()]
     return "\n".join(out + ["```"])
 
@@ -205,14 +231,29 @@ def targets(rec: Path) -> str:
 
 def _replace_block(text: str, markers, body: str) -> str:
     a, b = markers
-    if a not in text or b not in text: sys.exit(f"{DOC}: no {a} ... {b} block")
+    if a not in text or b not in text: raise AblationError(f"{DOC}: no {a} ... {b} block")
     head, rest = text.split(a, 1)
     return head + a + "\n" + body + "\n" + b + rest.split(b, 1)[1]
 
 
+def ablation_rows(path: Path = OUT) -> list[dict]:
+    "The recorded ablations; raises AblationError naming `file:line` for a line that is not a JSON row with `ROW_KEYS`, or when there is none."
+    if not path.exists(): raise AblationError(f"{path}: missing (the ablation tables are rendered from it)")
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip(): continue
+        try: row = json.loads(line)
+        except json.JSONDecodeError as e: raise AblationError(f"{path}:{i}: not valid JSON ({e.msg}, column {e.colno})") from None
+        missing = [k for k in ROW_KEYS if k not in row] if isinstance(row, dict) else ["(not an object)"]
+        if missing: raise AblationError(f"{path}:{i}: missing key {missing[0]!r}")
+        rows.append(row)
+    if not rows: raise AblationError(f"{path}: no ablation rows (the tables would be emptied)")
+    return rows
+
+
 def rendered_doc() -> str:
     "docs/cpu_hour.md with both blocks rendered from `bench/results/cpu_hour_ablations.jsonl` and the committed record."
-    rows = [json.loads(l) for l in OUT.read_text().splitlines() if l.strip()] if OUT.exists() else []
+    rows = ablation_rows()
     text = _replace_block(DOC.read_text(), MARKERS, table(rows))
     return _replace_block(text, TARGET_MARKERS, targets(RECORD)) if (RECORD / "stages.json").exists() else text
 
@@ -223,6 +264,7 @@ def write_table(check: bool = False) -> int:
         stale = text != DOC.read_text()
         print(f"{DOC}: {'stale (run: python bench/ablate.py table)' if stale else 'current'}")
         return int(stale)
+    if text == DOC.read_text(): print(f"{DOC}: already current"); return 0
     tmp = DOC.with_suffix(".tmp")
     tmp.write_text(text); os.replace(tmp, DOC)
     print(f"{DOC}: rewritten")
@@ -236,9 +278,12 @@ def main(argv=None):
     b = sub.add_parser("baseline"); b.add_argument("run_dir", type=Path); b.add_argument("stage", choices=list(INPUTS))
     t = sub.add_parser("table"); t.add_argument("--check", action="store_true", help="exit 1 when the doc is stale; write nothing")
     a = ap.parse_args(argv)
-    if a.cmd == "run": run(a.run_dir, a.stage, a.name, a.overrides)
-    elif a.cmd == "baseline": baseline(a.run_dir, a.stage)
-    else: sys.exit(write_table(a.check))
+    try:
+        if a.cmd == "run": run(a.run_dir, a.stage, a.name, a.overrides)
+        elif a.cmd == "baseline": baseline(a.run_dir, a.stage)
+        else: sys.exit(write_table(a.check))
+    except (AblationError, ModernLLMError, FileNotFoundError) as e:   # bad input: one line naming the file, line or key
+        print(f"ablate: error: {e}", file=sys.stderr); sys.exit(2)
 
 
 if __name__ == "__main__":

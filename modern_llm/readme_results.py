@@ -100,7 +100,8 @@ def _markers(name: str) -> tuple[str, str]: return f"<!-- results:{name} -->", f
 def update_readme(record_dir, name: str | None = None, readme=None, check: bool = False) -> bool:
     """Render `results_block(record_dir)` between the README's markers for `name` (default: the record folder's name).
     Returns True when the README changed (with `check=True`: when it would change; nothing is written). Raises RecordError
-    when the markers are missing."""
+    when `record_dir` is not a folder or the markers are missing."""
+    if not Path(record_dir).is_dir(): raise RecordError(f"{record_dir}: no such record folder")
     name = name or Path(record_dir).name
     readme = Path(readme or repo_root() / "README.md")
     text, (begin, end) = readme.read_text(), _markers(name)

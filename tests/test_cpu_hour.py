@@ -62,10 +62,45 @@ def test_committed_record_is_this_preset_within_the_hour():
     assert not env["git"]["dirty"] and env["environment"]["cuda"] is False
 
 
-def test_docs_tables_are_rendered_from_the_records():
-    "docs/cpu_hour.md's targets and ablation tables equal what `python bench/ablate.py table` writes (never typed)."
+def _ablate():
+    "bench/ablate.py as a module (a script, not part of the package)."
     import importlib.util
     spec = importlib.util.spec_from_file_location("ablate", repo_root() / "bench" / "ablate.py")
     ablate = importlib.util.module_from_spec(spec); spec.loader.exec_module(ablate)
+    return ablate
+
+
+def test_docs_tables_are_rendered_from_the_records():
+    "docs/cpu_hour.md's targets and ablation tables equal what `python bench/ablate.py table` writes (never typed)."
+    ablate = _ablate()
     _record("stages.json")
     assert ablate.rendered_doc() == ablate.DOC.read_text(), "docs/cpu_hour.md is stale: run python bench/ablate.py table"
+
+
+def test_ablation_rows_reject_bad_lines_naming_file_and_line(tmp_path):
+    "A results line that is torn, not JSON or short of a key is reported by `file:line`; a missing or empty file would empty the tables."
+    ablate, f = _ablate(), tmp_path / "a.jsonl"
+    good = json.dumps({k: "x" for k in ablate.ROW_KEYS})
+    for text, msg in ((f"{good}\n{good[:40]}\n", "a.jsonl:2: not valid JSON"), (f'{good}\n{{"name": "x"}}\n', "a.jsonl:2: missing key 'stage'"),
+                      ("\n", "no ablation rows"), ("[1]\n", "a.jsonl:1: missing key")):
+        f.write_text(text)
+        with pytest.raises(ablate.AblationError, match=msg): ablate.ablation_rows(f)
+    with pytest.raises(ablate.AblationError, match="missing"): ablate.ablation_rows(tmp_path / "none.jsonl")
+    f.write_text(good + "\n"); assert ablate.ablation_rows(f) == [json.loads(good)]
+
+
+def test_ablate_bad_input_exits_2_before_touching_scratch(tmp_path, capsys):
+    "A missing run or an unknown override is one line and exit 2, and no scratch folder is made or replaced."
+    ablate = _ablate()
+    with pytest.raises(SystemExit) as e: ablate.main(["run", str(tmp_path / "nope"), "dpo", "x", "train.dpo.beta=2"])
+    assert e.value.code == 2 and "nope: no such run folder" in capsys.readouterr().err
+    run = tmp_path / "run"
+    for rel in ("checkpoints/base", "checkpoints/sft", "results"): (run / rel).mkdir(parents=True)
+    for rel in ("env.json", "tokenizer.json", "results/heldout.json"): (run / rel).write_text("{}")
+    with pytest.raises(SystemExit) as e: ablate.main(["run", str(run), "dpo", "x"])
+    assert e.value.code == 2 and "preset.yaml: missing" in capsys.readouterr().err
+    (run / "preset.yaml").write_text((repo_root() / "params" / "cpu_hour.yaml").read_text())
+    with pytest.raises(SystemExit) as e: ablate.main(["run", str(run), "dpo", "x", "train.dpo.no_such_key=1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "no_such_key" in err and len(err.strip().splitlines()) == 1, err
+    assert not (repo_root() / "runs" / "ablations" / "run-dpo-x").exists()
