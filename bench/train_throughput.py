@@ -11,6 +11,7 @@ import argparse, dataclasses, json, resource, sys, tempfile, time
 from pathlib import Path
 import torch
 from modern_llm.config import HardwareConfig, ModelConfig, TrainConfig, load_preset
+from modern_llm.errors import ModernLLMError
 from modern_llm.runtime import resolve_runtime
 from modern_llm.model import ModernDecoderLM, estimate_memory_gb, flops_per_token, num_params
 from modern_llm.trainer import ToyBatches, Trainer, device_name, mfu
@@ -54,7 +55,9 @@ def setup(a):
 
 def main(argv=None):
     a = parse(argv)
-    mcfg, tcfg, hw, seq, micro = setup(a)
+    try: mcfg, tcfg, hw, seq, micro = setup(a)
+    except ModernLLMError as e:   # an unknown preset or a bad value: one line naming it, exit 2 (the CLI's rule)
+        print(f"train_throughput: error: {e}", file=sys.stderr); sys.exit(2)
     rt = resolve_runtime(hw)
     torch.manual_seed(0)
     model = ModernDecoderLM(mcfg)

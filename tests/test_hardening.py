@@ -443,3 +443,14 @@ if __name__ == "__main__":   # regenerate docs/bad_inputs.md from the real messa
     import tempfile
     with tempfile.TemporaryDirectory() as d: DOC.write_text(bad_inputs_markdown(bad_input_rows(Path(d).resolve())))
     print(f"wrote {DOC}")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["bench/train_throughput.py", "--preset", "smoek"], "unknown preset 'smoek'"),
+    (["-m", "modern_llm.readme_results", "update", "no/such/record"], "no/such/record: no such record folder"),
+    (["bench/ablate.py", "baseline", "runs/no-such-run", "dpo"], "no-such-run: no such run folder"),
+])
+def test_bench_and_record_scripts_give_one_line_and_exit_2(argv, says):
+    "The scripts beside the CLI (benchmarks, the README and docs renderers) keep its rule: one line naming the input, exit 2."
+    r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
