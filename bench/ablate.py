@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from modern_llm.checkpoint import load_model
 from modern_llm.config import load_preset, repo_root
-from modern_llm.errors import ModernLLMError
+from modern_llm.errors import ModernLLMError, RecordError
 from modern_llm.evaluate import gsm8k_eval, wilson_interval
 from modern_llm.generate import Engine
 from modern_llm.report import Records
@@ -38,8 +38,8 @@ RECORD = repo_root() / "paper" / "results" / "cpu_hour"
 ROW_KEYS = ("name", "stage", "overrides", "source_run", "commit", "date", "scores")
 
 
-class AblationError(Exception):
-    "Bad input (a missing run or file, an unknown override, a malformed results line): one line, exit 2."
+class AblationError(RecordError):
+    "Bad input (a missing run or file, a malformed results line): one line, exit 2, like every `ModernLLMError`."
 
 
 def git_commit() -> str:
@@ -282,7 +282,7 @@ def main(argv=None):
         if a.cmd == "run": run(a.run_dir, a.stage, a.name, a.overrides)
         elif a.cmd == "baseline": baseline(a.run_dir, a.stage)
         else: sys.exit(write_table(a.check))
-    except (AblationError, ModernLLMError, FileNotFoundError) as e:   # bad input: one line naming the file, line or key
+    except (ModernLLMError, FileNotFoundError) as e:   # bad input: one line naming the file, line or key
         print(f"ablate: error: {e}", file=sys.stderr); sys.exit(2)
 
 
